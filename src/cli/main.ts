@@ -1,0 +1,26 @@
+/**
+ * The `weft` command: one binary, one file per subcommand. Commands return exit codes or throw;
+ * only this file maps errors to exit codes and calls process.exit.
+ */
+import { Command, CommanderError } from 'commander';
+import { WeftError } from '../lib/errors.js';
+import { registerDemoCommand } from './demo.js';
+import { registerProxyCommand } from './proxy.js';
+
+const program = new Command('weft')
+  .description('Weft: a lightweight, zero-config service mesh')
+  .exitOverride();
+registerProxyCommand(program);
+registerDemoCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  if (err instanceof WeftError && err.code === 'WEFT_ERR_CONFIG') {
+    process.stderr.write(`weft: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`weft: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+}

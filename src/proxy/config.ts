@@ -1,0 +1,134 @@
+/**
+ * The proxy's settings: name, environment variable, default and unit side by side. Parsed once
+ * by `loadProxyConfig`, frozen, and shown as-is on the admin `/config` endpoint.
+ */
+import { type HostPort, parseHostPort } from '../lib/addr.js';
+import {
+  parseIntIn,
+  parseList,
+  parseOneOf,
+  parseSettings,
+  parseString,
+  type SettingsOf,
+} from '../lib/config.js';
+import { LOG_LEVELS } from '../lib/log.js';
+
+export const ENV_PREFIX = 'WEFT_PROXY_';
+
+/** A listen address, or null when the listener is disabled with `none`. */
+const listenAddr = (raw: string): HostPort | null => (raw === 'none' ? null : parseHostPort(raw));
+const port = parseIntIn(1, 65535);
+
+/** `NAME=PORT`: a local opaque listener on 127.0.0.1:PORT that carries bytes to service NAME. */
+export interface UpstreamBinding {
+  readonly name: string;
+  readonly localPort: number;
+}
+const upstream = (raw: string): UpstreamBinding => {
+  const i = raw.lastIndexOf('=');
+  if (i <= 0) throw new Error(`upstream "${raw}" is not NAME=PORT`);
+  const localPort = parseIntIn(0, 65535)(raw.slice(i + 1));
+  const name = raw.slice(0, i).trim();
+  parseHostPort(name, localPort || 80);
+  return { name, localPort };
+};
+
+export const PROXY_SETTINGS = {
+  outboundListenAddr: {
+    env: 'WEFT_PROXY_OUTBOUND_LISTEN_ADDR',
+    default: '127.0.0.1:4140',
+    parse: listenAddr,
+    doc: 'listener for the local app (HTTP/1, CONNECT, h2c); "none" disables',
+  },
+  inboundListenAddr: {
+    env: 'WEFT_PROXY_INBOUND_LISTEN_ADDR',
+    default: '0.0.0.0:4143',
+    parse: listenAddr,
+    doc: 'listener for peers; forwards to the app; "none" disables',
+  },
+  adminListenAddr: {
+    env: 'WEFT_PROXY_ADMIN_LISTEN_ADDR',
+    default: '127.0.0.1:4191',
+    parse: listenAddr,
+    doc: 'admin endpoints: /metrics /ready /live /config /log-level /shutdown',
+  },
+  appPort: { env: 'WEFT_PROXY_APP_PORT', parse: port, doc: 'the local app port inbound traffic goes to' },
+  appHost: {
+    env: 'WEFT_PROXY_APP_HOST',
+    default: '127.0.0.1',
+    parse: parseString,
+    doc: 'the local app host',
+  },
+  inboundPorts: {
+    env: 'WEFT_PROXY_INBOUND_PORTS',
+    default: '',
+    parse: parseList(port),
+    doc: 'other local ports peers may reach over the opaque transport (comma separated)',
+  },
+  destinations: {
+    env: 'WEFT_PROXY_DESTINATIONS',
+    parse: parseString,
+    doc: 'static destinations file (YAML)',
+  },
+  upstreams: {
+    env: 'WEFT_PROXY_UPSTREAMS',
+    default: '',
+    parse: parseList(upstream),
+    doc: 'opaque upstream bindings NAME=PORT (comma separated)',
+  },
+  opaquePorts: {
+    env: 'WEFT_PROXY_OPAQUE_PORTS',
+    default: '25,587,3306,4444,5432,6379,9300,11211',
+    parse: parseList(port),
+    doc: 'server-first ports that skip protocol detection',
+  },
+  detectTimeoutMs: {
+    env: 'WEFT_PROXY_DETECT_TIMEOUT_MS',
+    default: '500',
+    parse: parseIntIn(1, 60_000),
+    doc: "ms to wait for a client's first bytes before treating the connection as opaque TCP",
+  },
+  connectTimeoutMs: {
+    env: 'WEFT_PROXY_CONNECT_TIMEOUT_MS',
+    default: '3000',
+    parse: parseIntIn(1, 600_000),
+    doc: 'ms to establish a TCP connection to the next hop',
+  },
+  responseTimeoutMs: {
+    env: 'WEFT_PROXY_RESPONSE_TIMEOUT_MS',
+    default: '0',
+    parse: parseIntIn(0, 3_600_000),
+    doc: 'ms to response headers (0: none); header weft-timeout overrides per request',
+  },
+  shutdownGraceMs: {
+    env: 'WEFT_PROXY_SHUTDOWN_GRACE_MS',
+    default: '30000',
+    parse: parseIntIn(0, 3_600_000),
+    doc: 'ms in-flight work may take to finish after SIGTERM',
+  },
+  maxHeaderBytes: {
+    env: 'WEFT_PROXY_MAX_HEADER_BYTES',
+    default: '16384',
+    parse: parseIntIn(1024, 1_048_576),
+    doc: 'bytes of request head accepted; more gets 431',
+  },
+  maxConnections: {
+    env: 'WEFT_PROXY_MAX_CONNECTIONS',
+    default: '10000',
+    parse: parseIntIn(1, 1_000_000),
+    doc: 'connections accepted per listener; more are refused and counted',
+  },
+  logLevel: {
+    env: 'WEFT_PROXY_LOG_LEVEL',
+    default: 'info',
+    parse: parseOneOf(LOG_LEVELS),
+    doc: 'error|warn|info|debug|trace',
+  },
+} as const;
+
+export type ProxyConfig = SettingsOf<typeof PROXY_SETTINGS>;
+
+/** Parses the proxy settings from an environment-like map; throws ConfigError listing every problem. */
+export function loadProxyConfig(env: Readonly<Record<string, string | undefined>>): ProxyConfig {
+  return parseSettings(PROXY_SETTINGS, env);
+}

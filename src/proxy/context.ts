@@ -1,0 +1,22 @@
+/** What every stack of the proxy shares: settings, logs, metrics, discovery and client pools. */
+import type http from 'node:http';
+import type { Logger } from '../lib/log.js';
+import type { ProxyConfig } from './config.js';
+import type { Discovery } from './discovery/discovery.js';
+import type { H2Pool } from './http/h2-pool.js';
+import type { ProxyMetrics } from './metrics/proxy-metrics.js';
+
+export interface ProxyContext {
+  readonly config: ProxyConfig;
+  readonly log: Logger;
+  readonly metrics: ProxyMetrics;
+  /** Null when no discovery source is configured: every authority is then forwarded unmeshed. */
+  readonly discovery: Discovery | null;
+  readonly h2Pool: H2Pool;
+  readonly h1Agent: http.Agent;
+  /** True once shutdown began: responses close their connections, listeners are closed. */
+  draining: boolean;
+}
+
+/** The `tls` metric label value until mTLS exists: every hop is plaintext. */
+export const TLS_PLAINTEXT = 'false';

@@ -1,0 +1,120 @@
+/**
+ * Discovery from a static YAML file (see docs/proxy-contract.md), reloaded when the file
+ * changes. A reload that fails to parse keeps the previous state and logs why.
+ */
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
+import { normalizeAuthority, parseHostPort } from '../../lib/addr.js';
+import { ConfigError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import type { Destination, Discovery, Endpoint } from './discovery.js';
+
+interface MutableDestination {
+  authority: string;
+  opaque: boolean;
+  endpoints: readonly Endpoint[];
+}
+
+/** Loads `path` now (throwing ConfigError with file:line for any problem) and watches it. */
+export function newStaticDiscovery(path: string, log: Logger): Discovery {
+  const table = new Map<string, MutableDestination>();
+  apply(parseDestinationsFile(path, readFileSync(path, 'utf8')));
+
+  // Destinations handed out stay the same objects across reloads, so balancers holding them
+  // see new endpoints without resolving again.
+  function apply(next: Map<string, Destination>): void {
+    for (const [authority, dest] of next) {
+      const cur = table.get(authority);
+      if (cur) {
+        cur.opaque = dest.opaque;
+        cur.endpoints = dest.endpoints;
+      } else table.set(authority, { ...dest });
+    }
+    for (const [authority, cur] of table) if (!next.has(authority)) cur.endpoints = [];
+  }
+
+  const onChange = () => {
+    try {
+      apply(parseDestinationsFile(path, readFileSync(path, 'utf8')));
+      log.info('destinations reloaded', { path, services: table.size });
+    } catch (err) {
+      log.error('destinations reload failed; keeping previous state', {
+        path,
+        error: (err as Error).message,
+      });
+    }
+  };
+  watchFile(path, { interval: 250, persistent: false }, onChange);
+  return {
+    resolve: (authority) => table.get(authority) ?? null,
+    close: () => unwatchFile(path, onChange),
+  };
+}
+
+/** Parses the destinations file text; every problem is reported with its line. */
+export function parseDestinationsFile(path: string, text: string): Map<string, Destination> {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines });
+  const problems: string[] = doc.errors.map((e) => `${path}:${e.linePos?.[0].line ?? '?'}: ${e.message}`);
+  const out = new Map<string, Destination>();
+  const at = (node: unknown) => {
+    const range = (node as { range?: [number] } | null)?.range;
+    return `${path}:${range ? lines.linePos(range[0]).line : '?'}`;
+  };
+  const list = doc.get('destinations', true);
+  if (problems.length === 0 && !isSeq(list)) problems.push(`${path}: field "destinations" must be a list`);
+  for (const [i, item] of (isSeq(list) ? list.items : []).entries()) {
+    const where = `${at(item)}: destinations[${i}]`;
+    if (!isMap(item)) {
+      problems.push(`${where} must be a map`);
+      continue;
+    }
+    const raw = item.toJSON() as { authority?: unknown; opaque?: unknown; endpoints?: unknown };
+    let authority: string;
+    try {
+      authority = normalizeAuthority(String(raw.authority ?? ''));
+    } catch (err) {
+      problems.push(`${where}.authority: ${(err as Error).message}`);
+      continue;
+    }
+    const endpoints: Endpoint[] = [];
+    const eps = Array.isArray(raw.endpoints) ? raw.endpoints : [];
+    if (raw.endpoints !== undefined && !Array.isArray(raw.endpoints))
+      problems.push(`${where}.endpoints must be a list`);
+    for (const [j, ep] of eps.entries()) {
+      const e = ep as {
+        address?: unknown;
+        meshed?: unknown;
+        weight?: unknown;
+        labels?: unknown;
+        identity?: unknown;
+      };
+      try {
+        const hp = parseHostPort(String(e.address ?? ''));
+        const weight = e.weight === undefined ? 1 : Number(e.weight);
+        if (!(weight >= 0)) throw new Error('weight must be a number >= 0');
+        endpoints.push(
+          Object.freeze({
+            addr: `${hp.host}:${hp.port}`,
+            host: hp.host,
+            port: hp.port,
+            meshed: e.meshed === true,
+            weight,
+            identity: typeof e.identity === 'string' ? e.identity : undefined,
+            labels: Object.freeze({ ...((e.labels as Record<string, string>) ?? {}) }),
+          }),
+        );
+      } catch (err) {
+        problems.push(
+          `${at(item.get('endpoints', true))}: destinations[${i}].endpoints[${j}]: ${(err as Error).message}`,
+        );
+      }
+    }
+    out.set(
+      authority,
+      Object.freeze({ authority, opaque: raw.opaque === true, endpoints: Object.freeze(endpoints) }),
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out;
+}

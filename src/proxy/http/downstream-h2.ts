@@ -1,0 +1,103 @@
+/** The client's side of an exchange when the client speaks HTTP/2 (h2c, gRPC, or the mesh). */
+import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { finished } from 'node:stream';
+import { BadRequestError, type WeftError } from '../../lib/errors.js';
+import type { Downstream, RequestHead, UpstreamResponse } from './exchange.js';
+import {
+  endToEndHeaders,
+  h2ResponseHeaders,
+  isGrpc,
+  ORIG_PROTO_HEADER,
+  parseTimeoutHeader,
+  TIMEOUT_HEADER,
+} from './headers.js';
+import { grpcErrorHeaders, proxyErrorHeaders } from './proxy-error-headers.js';
+
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+/**
+ * Reads the request head of an HTTP/2 stream. A `weft-orig-proto` header (set by a peer
+ * outbound proxy) says the request began as HTTP/1 and is consumed here.
+ */
+export function h2RequestHead(
+  stream: ServerHttp2Stream,
+  h: IncomingHttpHeaders,
+  defaultAuthority: string | undefined,
+  defaultTimeoutMs: number,
+): RequestHead {
+  const authority = h[':authority'] ?? h.host ?? defaultAuthority;
+  if (!authority) throw new BadRequestError('request has no :authority');
+  const headers = endToEndHeaders(h);
+  const orig = headers[ORIG_PROTO_HEADER];
+  delete headers[ORIG_PROTO_HEADER];
+  const timeoutMs = parseTimeoutHeader(h[TIMEOUT_HEADER]) ?? defaultTimeoutMs;
+  delete headers[TIMEOUT_HEADER];
+  return {
+    method: h[':method'] ?? 'GET',
+    scheme: h[':scheme'] ?? 'http',
+    authority,
+    path: h[':path'] ?? '/',
+    headers,
+    origProto: orig === 'HTTP/1.0' || orig === 'HTTP/1.1' ? orig : 'HTTP/2',
+    hasBody: !stream.endAfterHeaders,
+    grpc: isGrpc(h),
+    expectContinue: /100-continue/i.test(String(h.expect ?? '')),
+    timeoutMs,
+  };
+}
+
+export function h2Downstream(stream: ServerHttp2Stream, head: RequestHead): Downstream {
+  if (!head.hasBody) stream.resume();
+  return {
+    head,
+    body: head.hasBody ? stream : null,
+    sendContinue: () => {
+      if (!stream.headersSent && !stream.destroyed) stream.additionalHeaders({ ':status': 100 });
+    },
+    forward: (up) => forwardToH2(stream, head, up),
+    fail: (err) => failH2(stream, head, err),
+    onAbort: (cb) => stream.once('close', () => !stream.writableFinished && cb()),
+  };
+}
+
+function forwardToH2(stream: ServerHttp2Stream, head: RequestHead, up: UpstreamResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (stream.destroyed) return reject(new Error('client went away'));
+    const noBody = head.method === 'HEAD' || up.status === 204 || up.status === 304;
+    if (noBody) {
+      up.body.resume();
+      stream.respond(h2ResponseHeaders(up.status, up.headers), { endStream: true });
+    } else {
+      stream.respond(h2ResponseHeaders(up.status, up.headers), { waitForTrailers: true });
+      stream.once('wantTrailers', () => stream.sendTrailers(up.trailers() ?? {}));
+      up.body.pipe(stream);
+    }
+    finished(up.body, (err) => err && reject(err));
+    finished(stream, { readable: false }, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+function failH2(stream: ServerHttp2Stream, head: RequestHead, err: WeftError): void {
+  if (stream.destroyed || stream.closed) return;
+  if (stream.headersSent) {
+    stream.close(NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  if (head.grpc) {
+    stream.respond(grpcErrorHeaders(err), { endStream: true });
+    return;
+  }
+  const body = `${err.message}\n`;
+  stream.respond({
+    ':status': err.httpStatus,
+    ...proxyErrorHeaders(err),
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  stream.end(body);
+}
+
+/** Resets a stream the client no longer wants. */
+export function cancelH2(stream: { close(code: number): void; destroyed: boolean }): void {
+  if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+}

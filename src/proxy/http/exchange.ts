@@ -1,0 +1,154 @@
+/**
+ * One HTTP request/response exchange through the proxy, independent of the HTTP versions on
+ * either side: a Downstream (the client's side, HTTP/1 or HTTP/2) and an upstream `send`
+ * (HTTP/1 or HTTP/2 to the next hop). `runExchange` is the rescue edge of DESIGN.md §4: inner
+ * steps throw WeftErrors and it alone turns them into responses and metrics.
+ */
+import type { Readable } from 'node:stream';
+import { asWeftError, ResponseTimeoutError, type WeftError } from '../../lib/errors.js';
+import type { HttpSeries } from '../metrics/proxy-metrics.js';
+import type { Headers } from './headers.js';
+
+/** A request as the proxy forwards it: end-to-end headers only. */
+export interface RequestHead {
+  readonly method: string;
+  readonly scheme: string;
+  /** What the client asked for (Host or :authority), unnormalized. */
+  readonly authority: string;
+  readonly path: string;
+  readonly headers: Headers;
+  readonly origProto: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2';
+  readonly hasBody: boolean;
+  readonly grpc: boolean;
+  readonly expectContinue: boolean;
+  /** Milliseconds to response headers (0: none). */
+  readonly timeoutMs: number;
+}
+
+/** A response coming back from the next hop. `body` ends after the last byte. */
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Readable;
+  /** The trailers, known once `body` has ended (undefined when there were none). */
+  trailers(): Headers | undefined;
+}
+
+export interface SendHooks {
+  /** The next hop sent `100 Continue`. */
+  onContinue(): void;
+  /** Aborted when the client goes away or the exchange times out. */
+  readonly signal: AbortSignal;
+}
+
+/** Sends one request to the next hop; resolves on the response head, rejects with a WeftError. */
+export type Send = (head: RequestHead, body: Readable | null, hooks: SendHooks) => Promise<UpstreamResponse>;
+
+/** Where a request goes: metric series for it, and how to send it. */
+export interface Routed {
+  readonly series: HttpSeries;
+  readonly send: Send;
+}
+
+/** The client's side of one exchange. */
+export interface Downstream {
+  readonly head: RequestHead;
+  /** The request body, or null when the request has none. */
+  readonly body: Readable | null;
+  sendContinue(): void;
+  /** Writes the response through to the client; resolves when the client has all of it. */
+  forward(res: UpstreamResponse): Promise<void>;
+  /** Answers with a proxy-made error, or resets the exchange if the response already started. */
+  fail(err: WeftError): void;
+  /** `cb` fires if the client goes away before the response is complete. */
+  onAbort(cb: () => void): void;
+}
+
+/**
+ * Routes and forwards one exchange, enforcing the response timeout and recording the request,
+ * response, status and latency in metrics. Never rejects.
+ */
+export async function runExchange(
+  down: Downstream,
+  route: (head: RequestHead) => Routed | Promise<Routed>,
+  fallbackSeries: () => HttpSeries,
+): Promise<void> {
+  const startMs = performance.now();
+  let series: HttpSeries | undefined;
+  let up: UpstreamResponse | undefined;
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const routed = await route(down.head);
+    series = routed.series;
+    series.request.inc();
+    down.onAbort(() => abort.abort());
+    const hooks: SendHooks = { onContinue: () => down.sendContinue(), signal: abort.signal };
+    const sending = routed.send(down.head, down.body, hooks);
+    up =
+      down.head.timeoutMs > 0
+        ? await withTimeout(sending, down.head.timeoutMs, abort, (t) => (timer = t))
+        : await sending;
+    await down.forward(up);
+    const grpcStatus = headerValue(up.trailers()?.['grpc-status']) ?? headerValue(up.headers['grpc-status']);
+    series.response(up.status, grpcStatus, undefined).observe(performance.now() - startMs);
+  } catch (e) {
+    const err = asWeftError(e);
+    if (!series) {
+      series = fallbackSeries();
+      series.request.inc();
+    }
+    abort.abort();
+    down.fail(err);
+    const status = up ? up.status : err.httpStatus;
+    series
+      .response(status, down.head.grpc && !up ? grpcCodeFor(err) : undefined, err.reason)
+      .observe(performance.now() - startMs);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+  abort: AbortController,
+  keep: (t: NodeJS.Timeout) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => {
+      reject(new ResponseTimeoutError(ms));
+      abort.abort();
+    }, ms);
+    keep(t);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The gRPC status a proxy-made error maps to (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
+export function grpcCodeFor(err: WeftError): string {
+  switch (err.httpStatus) {
+    case 504:
+      return '4'; // DEADLINE_EXCEEDED
+    case 403:
+      return '7'; // PERMISSION_DENIED
+    case 400:
+    case 431:
+      return '13'; // INTERNAL: the request could not be carried
+    default:
+      return '14'; // UNAVAILABLE
+  }
+}

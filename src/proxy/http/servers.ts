@@ -1,0 +1,135 @@
+/**
+ * The HTTP/1 and HTTP/2 servers a listener hands detected connections to, shared by the
+ * inbound and outbound stacks. Each request becomes one `runExchange`; connection-level parse
+ * errors get a precise 400/431 and only that connection is closed.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { asWeftError, BadRequestError, HeadersTooLargeError, type WeftError } from '../../lib/errors.js';
+import { type ProxyContext, TLS_PLAINTEXT } from '../context.js';
+import type { Direction } from '../metrics/proxy-metrics.js';
+import { h1Downstream, h1RequestHead, rawH1ErrorResponse } from './downstream-h1.js';
+import { h2Downstream, h2RequestHead } from './downstream-h2.js';
+import { type RequestHead, type Routed, runExchange } from './exchange.js';
+
+export interface HttpHandlers {
+  route(head: RequestHead): Routed | Promise<Routed>;
+  /** An HTTP/1 Upgrade request (WebSocket): the handler owns `socket` from now on. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, defaultAuthority: string | undefined): void;
+  /** An HTTP/1 CONNECT request: the handler owns `socket` from now on. */
+  connect(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+}
+
+export interface HttpServers {
+  /** Serves HTTP/1 on a socket; `defaultAuthority` stands in for a missing Host (CONNECT tunnels). */
+  serveH1(socket: net.Socket, defaultAuthority?: string): void;
+  serveH2(socket: net.Socket, defaultAuthority?: string): void;
+  /** Starts draining: GOAWAY on HTTP/2 sessions, idle HTTP/1 connections closed. */
+  drain(): void;
+}
+
+const H2_SETTINGS = { maxConcurrentStreams: 1000, initialWindowSize: 1 << 20, enablePush: false };
+
+export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers: HttpHandlers): HttpServers {
+  const { config, log, metrics } = ctx;
+  const tunnelAuthority = new WeakMap<object, string>();
+  const sessions = new Set<Http2Session>();
+  const errorSeries = () => metrics.http(direction, '', '', TLS_PLAINTEXT);
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    let head: RequestHead;
+    try {
+      head = h1RequestHead(req, tunnelAuthority.get(req.socket), config.responseTimeoutMs);
+    } catch (err) {
+      return rejectH1(req, res, asWeftError(err));
+    }
+    void runExchange(
+      h1Downstream(req, res, head, () => ctx.draining),
+      handlers.route,
+      errorSeries,
+    );
+  };
+  const rejectH1 = (req: IncomingMessage, res: ServerResponse, err: WeftError) => {
+    const down = h1Downstream(req, res, { hasBody: false } as RequestHead, () => true);
+    const series = errorSeries();
+    series.request.inc();
+    series.response(err.httpStatus, undefined, err.reason).observe(0);
+    down.fail(err);
+  };
+
+  const h1 = http.createServer({
+    maxHeaderSize: config.maxHeaderBytes,
+    requestTimeout: 0,
+    headersTimeout: 30_000,
+  });
+  h1.on('request', onRequest);
+  h1.on('checkContinue', onRequest);
+  h1.on('upgrade', (req, socket, head) =>
+    handlers.upgrade(req, socket, head, tunnelAuthority.get(req.socket)),
+  );
+  h1.on('connect', (req, socket, head) => handlers.connect(req, socket, head));
+  h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
+    const weftErr =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? new HeadersTooLargeError(config.maxHeaderBytes)
+        : new BadRequestError(`${err.code ?? 'parse error'}: ${err.message}`);
+    const series = errorSeries();
+    series.request.inc();
+    series.response(weftErr.httpStatus, undefined, weftErr.reason).observe(0);
+    log.debug('bad request', { direction, code: err.code, error: err.message });
+    socket.end(rawH1ErrorResponse(weftErr));
+  });
+
+  const h2 = http2.createServer({ settings: H2_SETTINGS, maxSessionMemory: 64 });
+  let pendingAuthority: string | undefined;
+  h2.on('session', (session) => {
+    sessions.add(session);
+    if (pendingAuthority) tunnelAuthority.set(session, pendingAuthority);
+    session.on('error', (err) => log.debug('h2 session error', { direction, error: err.message }));
+    session.once('close', () => sessions.delete(session));
+    session.once('connect', () => session.setLocalWindowSize(8 << 20));
+    if (ctx.draining) session.close();
+  });
+  h2.on('stream', (stream: ServerHttp2Stream, headers) => {
+    stream.on('error', () => {});
+    let head: RequestHead;
+    try {
+      head = h2RequestHead(
+        stream,
+        headers,
+        tunnelAuthority.get(stream.session as object),
+        config.responseTimeoutMs,
+      );
+    } catch (err) {
+      const e = asWeftError(err);
+      const series = errorSeries();
+      series.request.inc();
+      series.response(e.httpStatus, undefined, e.reason).observe(0);
+      return h2Downstream(stream, { hasBody: false, grpc: false, method: 'GET' } as RequestHead).fail(e);
+    }
+    void runExchange(h2Downstream(stream, head), handlers.route, errorSeries);
+  });
+
+  return {
+    serveH1(socket, defaultAuthority) {
+      if (defaultAuthority) tunnelAuthority.set(socket, defaultAuthority);
+      h1.emit('connection', socket);
+      socket.resume();
+    },
+    serveH2(socket, defaultAuthority) {
+      pendingAuthority = defaultAuthority;
+      try {
+        h2.emit('connection', socket);
+      } finally {
+        pendingAuthority = undefined;
+      }
+    },
+    drain() {
+      for (const s of sessions) s.close();
+      h1.closeIdleConnections();
+    },
+  };
+}

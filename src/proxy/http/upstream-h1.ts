@@ -1,0 +1,97 @@
+/** Sends a request to the next hop over HTTP/1.1, on a pool of keep-alive connections. */
+import http from 'node:http';
+import type { Readable } from 'node:stream';
+import { ConnectError, PeerError, WeftError } from '../../lib/errors.js';
+import { type ConnectTarget, connectingSocket } from '../tcp/connect.js';
+import type { RequestHead, Send, SendHooks, UpstreamResponse } from './exchange.js';
+import { endToEndHeaders, type Headers } from './headers.js';
+
+const CONNECT_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+]);
+
+/** A keep-alive connection pool whose connections honour the connect timeout. */
+export function newH1Agent(connectTimeoutMs: number, maxSocketsPerHost: number): http.Agent {
+  const agent = new http.Agent({
+    keepAlive: true,
+    maxSockets: maxSocketsPerHost,
+    maxFreeSockets: 64,
+    scheduling: 'lifo',
+  });
+  // Node's Agent calls createConnection(options) for each new socket.
+  (
+    agent as unknown as { createConnection: (o: { host: string; port: number }) => unknown }
+  ).createConnection = (o) =>
+    connectingSocket({ host: o.host, port: o.port, addr: `${o.host}:${o.port}` }, connectTimeoutMs);
+  return agent;
+}
+
+/** A Send over HTTP/1.1 to `target`. */
+export function h1Send(agent: http.Agent, target: ConnectTarget): Send {
+  return (head, body, hooks) =>
+    sendOnce(agent, target, head, body, hooks).catch((err) => {
+      // A pooled connection the server had already closed: the request never reached it.
+      if (err instanceof StaleConnectionError && !head.hasBody)
+        return sendOnce(agent, target, head, body, hooks);
+      throw err instanceof StaleConnectionError ? err.cause : err;
+    });
+}
+
+class StaleConnectionError extends Error {}
+
+function sendOnce(
+  agent: http.Agent,
+  target: ConnectTarget,
+  head: RequestHead,
+  body: Readable | null,
+  hooks: SendHooks,
+): Promise<UpstreamResponse> {
+  const headers: Headers = { ...head.headers, host: head.authority };
+  delete headers.te;
+  if (head.hasBody && headers['content-length'] === undefined) headers['transfer-encoding'] = 'chunked';
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: target.host,
+      port: target.port,
+      method: head.method,
+      path: head.path,
+      headers,
+      agent,
+      setHost: false,
+    });
+    let responded = false;
+    const onAbort = () => req.destroy();
+    hooks.signal.addEventListener('abort', onAbort, { once: true });
+    req.on('continue', () => hooks.onContinue());
+    req.once('response', (res) => {
+      responded = true;
+      resolve({
+        status: res.statusCode ?? 502,
+        headers: endToEndHeaders(res.headers),
+        body: res,
+        trailers: () => trailersOf(res),
+      });
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (responded) return;
+      if (err instanceof WeftError) reject(err);
+      else if (CONNECT_ERRNOS.has(err.code ?? '')) reject(new ConnectError(target.addr, err));
+      else if (req.reusedSocket && err.code === 'ECONNRESET')
+        reject(new StaleConnectionError('stale', { cause: new PeerError(err.message, err) }));
+      else reject(new PeerError(err.message, err));
+    });
+    req.once('close', () => hooks.signal.removeEventListener('abort', onAbort));
+    if (head.hasBody && body) body.pipe(req);
+    else req.end();
+  });
+}
+
+function trailersOf(res: http.IncomingMessage): Headers | undefined {
+  for (const _ in res.trailers) return endToEndHeaders(res.trailers);
+  return undefined;
+}

@@ -1,0 +1,228 @@
+/**
+ * The outbound proxy, top to bottom: accept → detect → (HTTP) route → balance → endpoint →
+ * connect, or (opaque) resolve → connect → join. What the local app calls, on the outbound
+ * listener, through CONNECT tunnels, and on named upstream bindings.
+ */
+import type { IncomingMessage } from 'node:http';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { formatHostPort, normalizeAuthority, parseHostPort } from '../../lib/addr.js';
+import { asWeftError, BadRequestError, LoopError, NoEndpointsError } from '../../lib/errors.js';
+import { PendingCounter } from '../balance/balance-p2c.js';
+import { type ProxyContext, TLS_PLAINTEXT } from '../context.js';
+import type { Destination, Endpoint } from '../discovery/discovery.js';
+import { rawH1ErrorResponse } from '../http/downstream-h1.js';
+import type { RequestHead, Routed, Send } from '../http/exchange.js';
+import { type HttpServers, newHttpServers } from '../http/servers.js';
+import { forwardUpgrade } from '../http/upgrade.js';
+import { h1Send } from '../http/upstream-h1.js';
+import { h2Send } from '../http/upstream-h2.js';
+import { type ConnectTarget, connectTcp } from '../tcp/connect.js';
+import { detectProtocol, detectResultLabel } from '../tcp/detect.js';
+import { joinSockets } from '../tcp/opaque.js';
+import { encodeTransportHeader } from '../tcp/transport-header.js';
+
+export interface OutboundStack {
+  /** Handles a connection accepted on the outbound listener. */
+  accept(socket: net.Socket): void;
+  /** Handles a connection accepted on the upstream binding for `authority` (opaque TCP). */
+  acceptUpstream(socket: net.Socket, authority: string): void;
+  drain(): void;
+}
+
+/** Where a request or connection goes once discovery has answered. */
+interface Resolved {
+  readonly authority: string;
+  readonly dest: Destination | null;
+  /** The endpoint chosen, or the authority itself when the mesh does not know it. */
+  readonly target: ConnectTarget;
+  readonly endpoint: Endpoint | undefined;
+}
+
+export function newOutboundStack(ctx: ProxyContext, selfAddrs: () => readonly string[]): OutboundStack {
+  const { config, metrics, log } = ctx;
+  const balancer = new PendingCounter();
+  const opaquePorts = new Set(config.opaquePorts);
+
+  async function resolve(rawAuthority: string): Promise<Resolved> {
+    let authority: string;
+    try {
+      authority = normalizeAuthority(rawAuthority);
+    } catch (err) {
+      throw new BadRequestError(`invalid authority: ${(err as Error).message}`);
+    }
+    const dest = ctx.discovery ? await ctx.discovery.resolve(authority) : null;
+    if (!dest) {
+      if (selfAddrs().includes(authority)) throw new LoopError(authority);
+      const hp = parseHostPort(authority);
+      return {
+        authority,
+        dest,
+        target: { host: hp.host, port: hp.port, addr: authority },
+        endpoint: undefined,
+      };
+    }
+    const endpoint = balancer.pick(dest.endpoints);
+    if (!endpoint) throw new NoEndpointsError(authority);
+    return { authority, dest, target: endpoint, endpoint };
+  }
+
+  function dstLabels(ep: Endpoint | undefined): Record<string, string> | undefined {
+    if (!ep) return undefined;
+    const out: Record<string, string> = {};
+    for (const k in ep.labels) out[`dst_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`] = ep.labels[k];
+    return out;
+  }
+
+  async function route(head: RequestHead): Promise<Routed> {
+    const r = await resolve(head.authority);
+    const series = metrics.http('outbound', r.authority, r.target.addr, TLS_PLAINTEXT, dstLabels(r.endpoint));
+    let send: Send;
+    if (r.endpoint?.meshed) send = h2Send(ctx.h2Pool, r.target, true);
+    else if (head.origProto === 'HTTP/2') send = h2Send(ctx.h2Pool, r.target, false);
+    else send = h1Send(ctx.h1Agent, r.target);
+    if (!r.endpoint) return { series, send };
+    const ep = r.endpoint;
+    return {
+      series,
+      send: async (h, body, hooks) => {
+        const done = balancer.start(ep);
+        try {
+          const res = await send(h, body, hooks);
+          res.body.once('close', done);
+          return res;
+        } catch (err) {
+          done();
+          throw err;
+        }
+      },
+    };
+  }
+
+  /** Opaque TCP to an authority: the mesh transport to a meshed endpoint, else straight through. */
+  async function forwardOpaque(client: Duplex, rawAuthority: string): Promise<void> {
+    let r: Resolved;
+    let upstream: net.Socket;
+    try {
+      r = await resolve(rawAuthority);
+      upstream = await connectTcp(r.target, config.connectTimeoutMs);
+    } catch (e) {
+      log.debug('opaque connect failed', { authority: rawAuthority, error: asWeftError(e).message });
+      client.destroy();
+      return;
+    }
+    const closed = metrics.tcp('outbound', 'dst', r.target.addr, TLS_PLAINTEXT).open();
+    upstream.once('close', (hadError) =>
+      closed(upstream.bytesRead, upstream.bytesWritten, hadError ? 'error' : undefined),
+    );
+    if (r.endpoint?.meshed) upstream.write(encodeTransportHeader({ port: 0, authority: r.authority }));
+    joinSockets(client, upstream);
+  }
+
+  async function upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    defaultAuthority: string | undefined,
+  ) {
+    try {
+      const path = absoluteToOrigin(req.url ?? '/');
+      const authority = hostOf(req) ?? defaultAuthority;
+      if (!authority) throw new BadRequestError('upgrade request has no Host');
+      const r = await resolve(authority);
+      const series = metrics.http(
+        'outbound',
+        r.authority,
+        r.target.addr,
+        TLS_PLAINTEXT,
+        dstLabels(r.endpoint),
+      );
+      await forwardUpgrade(req, socket, head, r.target, path, authority, series, config.connectTimeoutMs);
+    } catch (e) {
+      socket.end(rawH1ErrorResponse(asWeftError(e)));
+    }
+  }
+
+  function connect(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    const authority = req.url ?? '';
+    let port: number;
+    try {
+      port = parseHostPort(authority).port;
+      if (port === 0) throw new Error('port 0');
+    } catch {
+      socket.end(
+        rawH1ErrorResponse(
+          new BadRequestError(`CONNECT target ${JSON.stringify(authority)} is not host:port`),
+        ),
+      );
+      return;
+    }
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.unshift(head);
+    const tunnel = socket as net.Socket;
+    if (opaquePorts.has(port)) {
+      metrics.detected('outbound', 'skipped');
+      void forwardOpaque(tunnel, authority);
+      return;
+    }
+    void detectProtocol(tunnel, config.detectTimeoutMs, false).then((d) => {
+      metrics.detected('outbound', detectResultLabel(d));
+      if (d.kind === 'h2') servers.serveH2(tunnel, authority);
+      else if (d.kind === 'h1') servers.serveH1(tunnel, authority);
+      else void forwardOpaque(tunnel, authority);
+    });
+  }
+
+  const servers: HttpServers = newHttpServers(ctx, 'outbound', {
+    route,
+    upgrade: (req, socket, head, def) => void upgrade(req, socket, head, def),
+    connect,
+  });
+
+  return {
+    accept(socket) {
+      // The app talks HTTP to the outbound listener (it has no other way to name a
+      // destination), so anything that is not the HTTP/2 preface goes to the HTTP/1 parser,
+      // which answers garbage with a precise 400.
+      void detectProtocol(socket, config.detectTimeoutMs, false).then((d) => {
+        metrics.detected('outbound', detectResultLabel(d));
+        if (d.kind === 'h2') servers.serveH2(socket);
+        else servers.serveH1(socket);
+      });
+    },
+    acceptUpstream(socket, authority) {
+      void forwardOpaque(socket, authority);
+    },
+    drain: () => servers.drain(),
+  };
+}
+
+function hostOf(req: IncomingMessage): string | undefined {
+  const url = req.url ?? '/';
+  if (!url.startsWith('/')) {
+    try {
+      return new URL(url).host;
+    } catch {
+      return undefined;
+    }
+  }
+  return req.headers.host;
+}
+
+function absoluteToOrigin(url: string): string {
+  if (url.startsWith('/')) return url;
+  try {
+    const u = new URL(url);
+    return `${u.pathname}${u.search}`;
+  } catch {
+    throw new BadRequestError('invalid request target');
+  }
+}
+
+/** The listen addresses as authorities that would loop back into this proxy. */
+export function loopAuthorities(addr: string): string[] {
+  const hp = parseHostPort(addr);
+  const hosts = hp.host === '0.0.0.0' || hp.host === '::' ? ['127.0.0.1', 'localhost', '0.0.0.0'] : [hp.host];
+  if (hp.host === '127.0.0.1') hosts.push('localhost');
+  return hosts.map((host) => formatHostPort({ host, port: hp.port }));
+}

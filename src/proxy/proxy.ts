@@ -1,0 +1,154 @@
+/**
+ * Assembles one sidecar proxy from its configuration: discovery, client pools, the inbound and
+ * outbound stacks, their listeners, upstream bindings and the admin server; and takes it down
+ * gracefully (DESIGN.md §5: stop accepting, finish in-flight work within the grace period,
+ * GOAWAY on HTTP/2, exit).
+ */
+import type http from 'node:http';
+import type net from 'node:net';
+import { formatHostPort, parseHostPort } from '../lib/addr.js';
+import type { Logger } from '../lib/log.js';
+import { newAdminServer } from './admin/admin-server.js';
+import type { ProxyConfig } from './config.js';
+import type { ProxyContext } from './context.js';
+import { newStaticDiscovery } from './discovery/discovery-static.js';
+import { H2Pool } from './http/h2-pool.js';
+import { newH1Agent } from './http/upstream-h1.js';
+import { newInboundStack } from './inbound/inbound-stack.js';
+import { ProxyMetrics } from './metrics/proxy-metrics.js';
+import { loopAuthorities, newOutboundStack } from './outbound/outbound-stack.js';
+import { type Listener, listen } from './tcp/listener.js';
+
+export interface RunningProxy {
+  readonly outbound?: string;
+  readonly inbound?: string;
+  readonly admin?: string;
+  readonly upstreams: Readonly<Record<string, string>>;
+  /** Graceful shutdown; resolves when everything is closed (or destroyed after the grace period). */
+  shutdown(): Promise<void>;
+  /** Resolves when the proxy has shut down, however that began. */
+  readonly closed: Promise<void>;
+}
+
+/** Pooled connections per next-hop address for HTTP/1 (requests beyond it queue in the agent). */
+const MAX_H1_CONNECTIONS_PER_HOST = 256;
+
+export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
+  const metrics = new ProxyMetrics();
+  const ctx: ProxyContext = {
+    config,
+    log,
+    metrics,
+    discovery: config.destinations ? newStaticDiscovery(config.destinations, log) : null,
+    h2Pool: new H2Pool(config.connectTimeoutMs, log),
+    h1Agent: newH1Agent(config.connectTimeoutMs, MAX_H1_CONNECTIONS_PER_HOST),
+    draining: false,
+  };
+  const listeners: Listener[] = [];
+  const drains: (() => void)[] = [];
+  let admin: http.Server | undefined;
+  let adminAddr: string | undefined;
+  let ready = false;
+  let closing: Promise<void> | undefined;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => (resolveClosed = r));
+  const upstreams: Record<string, string> = {};
+  let outboundAddr: string | undefined;
+  let inboundAddr: string | undefined;
+
+  try {
+    if (config.outboundListenAddr) {
+      const outbound = newOutboundStack(ctx, () => (outboundAddr ? loopAuthorities(outboundAddr) : []));
+      drains.push(outbound.drain);
+      const l = await listen(
+        config.outboundListenAddr,
+        'outbound',
+        metrics,
+        config.maxConnections,
+        outbound.accept,
+      );
+      listeners.push(l);
+      outboundAddr = l.addr;
+      for (const b of config.upstreams) {
+        const authority = formatHostPort(parseHostPort(b.name, b.localPort || 80));
+        const ul = await listen(
+          { host: '127.0.0.1', port: b.localPort },
+          'outbound',
+          metrics,
+          config.maxConnections,
+          (s: net.Socket) => outbound.acceptUpstream(s, authority),
+        );
+        listeners.push(ul);
+        upstreams[b.name] = ul.addr;
+      }
+    }
+    if (config.inboundListenAddr) {
+      if (config.appPort === undefined)
+        throw new Error('WEFT_PROXY_APP_PORT is required when the inbound listener is enabled');
+      const inbound = newInboundStack(ctx, config.appPort);
+      drains.push(inbound.drain);
+      const l = await listen(
+        config.inboundListenAddr,
+        'inbound',
+        metrics,
+        config.maxConnections,
+        inbound.accept,
+      );
+      listeners.push(l);
+      inboundAddr = l.addr;
+    }
+    if (config.adminListenAddr) {
+      admin = newAdminServer({
+        registry: metrics.registry,
+        log,
+        config,
+        ready: () => ready && !ctx.draining,
+        shutdown: () => void shutdown(),
+      });
+      const at = config.adminListenAddr;
+      const a = admin;
+      adminAddr = await new Promise<string>((resolve, reject) => {
+        a.once('error', reject);
+        a.listen(at.port, at.host, () => {
+          const addr = a.address() as net.AddressInfo;
+          resolve(formatHostPort({ host: addr.address, port: addr.port }));
+        });
+      });
+    }
+  } catch (err) {
+    for (const l of listeners) l.server.close();
+    admin?.close();
+    ctx.discovery?.close();
+    throw err;
+  }
+  ready = true;
+
+  function shutdown(): Promise<void> {
+    closing ??= (async () => {
+      log.info('shutting down', { graceMs: config.shutdownGraceMs });
+      ctx.draining = true;
+      const drained = Promise.all(listeners.map((l) => l.close()));
+      for (const d of drains) d();
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<'expired'>(
+        (r) => (timer = setTimeout(() => r('expired'), config.shutdownGraceMs)),
+      );
+      const outcome = await Promise.race([drained.then(() => 'drained' as const), expired]);
+      clearTimeout(timer);
+      if (outcome === 'expired') {
+        log.warn('grace period over; closing remaining connections', { graceMs: config.shutdownGraceMs });
+        for (const l of listeners) l.destroyAll();
+      }
+      ctx.h2Pool.close();
+      ctx.h1Agent.destroy();
+      ctx.discovery?.close();
+      admin?.closeAllConnections();
+      await new Promise<void>((r) => (admin ? admin.close(() => r()) : r()));
+      log.info('shut down', { outcome });
+      resolveClosed();
+    })();
+    return closing;
+  }
+
+  return { outbound: outboundAddr, inbound: inboundAddr, admin: adminAddr, upstreams, shutdown, closed };
+}
