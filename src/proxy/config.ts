@@ -11,6 +11,7 @@ import {
   parseString,
   type SettingsOf,
 } from '../lib/config.js';
+import { ConfigError } from '../lib/errors.js';
 import { LOG_LEVELS } from '../lib/log.js';
 
 export const ENV_PREFIX = 'WEFT_PROXY_';
@@ -130,5 +131,23 @@ export type ProxyConfig = SettingsOf<typeof PROXY_SETTINGS>;
 
 /** Parses the proxy settings from an environment-like map; throws ConfigError listing every problem. */
 export function loadProxyConfig(env: Readonly<Record<string, string | undefined>>): ProxyConfig {
-  return parseSettings(PROXY_SETTINGS, env);
+  const problems: string[] = [];
+  let config: ProxyConfig | undefined;
+  try {
+    config = parseSettings(PROXY_SETTINGS, env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  // Settings that only make sense together; checked even when others failed, so that one run
+  // reports every problem.
+  const inboundOn =
+    (env.WEFT_PROXY_INBOUND_LISTEN_ADDR ?? PROXY_SETTINGS.inboundListenAddr.default) !== 'none';
+  if (inboundOn && env.WEFT_PROXY_APP_PORT === undefined) {
+    problems.push(
+      'WEFT_PROXY_APP_PORT: required while the inbound listener is enabled (or set WEFT_PROXY_INBOUND_LISTEN_ADDR=none)',
+    );
+  }
+  if (problems.length > 0 || !config) throw new ConfigError(problems);
+  return config;
 }

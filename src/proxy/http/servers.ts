@@ -129,7 +129,9 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
     },
     drain() {
       for (const s of sessions) s.close();
-      h1.closeIdleConnections();
+      // close() on a server that never listened only stops tracking and closes idle
+      // connections; busy ones close after their response (draining sets Connection: close).
+      h1.close(() => {});
     },
   };
 }
