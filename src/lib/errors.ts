@@ -29,7 +29,7 @@ export class WeftError extends Error {
 
 /** The destination is known but has no endpoint to send to. */
 export class NoEndpointsError extends WeftError {
-  constructor(authority: string) {
+  constructor(readonly authority: string) {
     super(
       'WEFT_ERR_NO_ENDPOINTS',
       503,

@@ -119,6 +119,12 @@ export const PROXY_SETTINGS = {
     parse: parseIntIn(1, 1_000_000),
     doc: 'connections accepted per listener; more are refused and counted',
   },
+  meshHttp1Transport: {
+    env: 'WEFT_PROXY_MESH_HTTP1_TRANSPORT',
+    default: 'h2',
+    parse: parseOneOf(['h2', 'http1'] as const),
+    doc: 'how HTTP/1 requests travel to meshed peers: h2 (multiplexed, one connection per peer) or http1 (keep-alive pool)',
+  },
   logLevel: {
     env: 'WEFT_PROXY_LOG_LEVEL',
     default: 'info',

@@ -16,7 +16,7 @@ import { H2Pool } from './http/h2-pool.js';
 import { newH1Agent } from './http/upstream-h1.js';
 import { newInboundStack } from './inbound/inbound-stack.js';
 import { ProxyMetrics } from './metrics/proxy-metrics.js';
-import { loopAuthorities, newOutboundStack } from './outbound/outbound-stack.js';
+import { newOutboundStack } from './outbound/outbound-stack.js';
 import { type Listener, listen } from './tcp/listener.js';
 
 export interface RunningProxy {
@@ -58,7 +58,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
 
   try {
     if (config.outboundListenAddr) {
-      const outbound = newOutboundStack(ctx, () => (outboundAddr ? loopAuthorities(outboundAddr) : []));
+      const outbound = newOutboundStack(ctx, () => outboundAddr);
       drains.push(outbound.drain);
       const l = await listen(
         config.outboundListenAddr,

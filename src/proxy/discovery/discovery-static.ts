@@ -18,7 +18,7 @@ interface MutableDestination {
 /** Loads `path` now (throwing ConfigError with file:line for any problem) and watches it. */
 export function newStaticDiscovery(path: string, log: Logger): Discovery {
   const table = new Map<string, MutableDestination>();
-  apply(parseDestinationsFile(path, readFileSync(path, 'utf8')));
+  apply(parseDestinationsFile(path, readDestinationsFile(path)));
 
   // Destinations handed out stay the same objects across reloads, so balancers holding them
   // see new endpoints without resolving again.
@@ -35,7 +35,7 @@ export function newStaticDiscovery(path: string, log: Logger): Discovery {
 
   const onChange = () => {
     try {
-      apply(parseDestinationsFile(path, readFileSync(path, 'utf8')));
+      apply(parseDestinationsFile(path, readDestinationsFile(path)));
       log.info('destinations reloaded', { path, services: table.size });
     } catch (err) {
       log.error('destinations reload failed; keeping previous state', {
@@ -49,6 +49,17 @@ export function newStaticDiscovery(path: string, log: Logger): Discovery {
     resolve: (authority) => table.get(authority) ?? null,
     close: () => unwatchFile(path, onChange),
   };
+}
+
+/** The file's text; a file that cannot be read is a configuration problem, not a crash. */
+function readDestinationsFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([
+      `${path}: cannot read the destinations file: ${(err as NodeJS.ErrnoException).code ?? err}`,
+    ]);
+  }
 }
 
 /** Parses the destinations file text; every problem is reported with its line. */
@@ -74,13 +85,16 @@ export function parseDestinationsFile(path: string, text: string): Map<string, D
     try {
       authority = normalizeAuthority(String(raw.authority ?? ''));
     } catch (err) {
-      problems.push(`${where}.authority: ${(err as Error).message}`);
+      problems.push(
+        `${at(item.get('authority', true) ?? item)}: destinations[${i}].authority: ${(err as Error).message}`,
+      );
       continue;
     }
     const endpoints: Endpoint[] = [];
     const eps = Array.isArray(raw.endpoints) ? raw.endpoints : [];
     if (raw.endpoints !== undefined && !Array.isArray(raw.endpoints))
       problems.push(`${where}.endpoints must be a list`);
+    const epNodes = item.get('endpoints', true);
     for (const [j, ep] of eps.entries()) {
       const e = ep as {
         address?: unknown;
@@ -89,10 +103,13 @@ export function parseDestinationsFile(path: string, text: string): Map<string, D
         labels?: unknown;
         identity?: unknown;
       };
+      // The endpoint's own line, and the field at fault, so the operator can go straight to it.
+      let field = 'address';
       try {
         const hp = parseHostPort(String(e.address ?? ''));
+        field = 'weight';
         const weight = e.weight === undefined ? 1 : Number(e.weight);
-        if (!(weight >= 0)) throw new Error('weight must be a number >= 0');
+        if (!(weight >= 0)) throw new Error('must be a number >= 0');
         endpoints.push(
           Object.freeze({
             addr: `${hp.host}:${hp.port}`,
@@ -105,9 +122,9 @@ export function parseDestinationsFile(path: string, text: string): Map<string, D
           }),
         );
       } catch (err) {
-        problems.push(
-          `${at(item.get('endpoints', true))}: destinations[${i}].endpoints[${j}]: ${(err as Error).message}`,
-        );
+        const epNode = isSeq(epNodes) ? epNodes.items[j] : epNodes;
+        const node = (isMap(epNode) && epNode.get(field, true)) || epNode;
+        problems.push(`${at(node)}: destinations[${i}].endpoints[${j}].${field}: ${(err as Error).message}`);
       }
     }
     out.set(

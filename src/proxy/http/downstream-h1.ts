@@ -77,7 +77,12 @@ function forwardToH1(
   return new Promise((resolve, reject) => {
     if (close) res.shouldKeepAlive = false;
     res.writeHead(up.status, up.headers);
+    // A client may close as soon as it has the bytes Content-Length promised, before the next
+    // hop's end of stream has reached us: that response was delivered, not cut short.
+    const declaredBytes = Number(up.headers['content-length'] ?? Number.NaN);
+    let sentBytes = 0;
     up.body.on('data', (chunk: Buffer) => {
+      sentBytes += chunk.length;
       if (!res.write(chunk)) {
         up.body.pause();
         res.once('drain', () => up.body.resume());
@@ -89,9 +94,10 @@ function forwardToH1(
       res.end();
     });
     finished(up.body, (err) => err && reject(err));
-    finished(res, (err) =>
-      err || !res.writableFinished ? reject(err ?? new Error('client went away')) : resolve(),
-    );
+    finished(res, (err) => {
+      if ((!err && res.writableFinished) || (declaredBytes > 0 && sentBytes === declaredBytes)) resolve();
+      else reject(err ?? new Error('client went away'));
+    });
   });
 }
 

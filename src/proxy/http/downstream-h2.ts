@@ -56,14 +56,20 @@ export function h2Downstream(stream: ServerHttp2Stream, head: RequestHead): Down
     },
     forward: (up) => forwardToH2(stream, head, up),
     fail: (err) => failH2(stream, head, err),
-    onAbort: (cb) => stream.once('close', () => !stream.writableFinished && cb()),
+    // Not `writableFinished`: Node ends the writable side of a stream that closes early (client
+    // RST_STREAM, connection lost), so it is always true by 'close'. `aborted` is set exactly
+    // when the stream closed before our response was ended.
+    onAbort: (cb) => stream.once('close', () => stream.aborted && cb()),
   };
 }
 
 function forwardToH2(stream: ServerHttp2Stream, head: RequestHead, up: UpstreamResponse): Promise<void> {
   return new Promise((resolve, reject) => {
     if (stream.destroyed) return reject(new Error('client went away'));
-    const noBody = head.method === 'HEAD' || up.status === 204 || up.status === 304;
+    // A gRPC response whose head carries grpc-status is Trailers-Only: it must stay one HEADERS
+    // frame with END_STREAM, or grpc-js reads it as initial metadata and ends without a status.
+    const trailersOnly = head.grpc && up.headers['grpc-status'] !== undefined;
+    const noBody = head.method === 'HEAD' || up.status === 204 || up.status === 304 || trailersOnly;
     if (noBody) {
       up.body.resume();
       stream.respond(h2ResponseHeaders(up.status, up.headers), { endStream: true });

@@ -19,7 +19,23 @@ export function grpcErrorHeaders(err: WeftError): Record<string, string> {
     ':status': '200',
     'content-type': 'application/grpc',
     'grpc-status': grpcCodeFor(err),
-    'grpc-message': encodeURIComponent(`weft proxy: ${err.message}`),
+    'grpc-message': grpcPercentEncode(`weft proxy: ${err.message}`),
     ...proxyErrorHeaders(err),
   };
+}
+
+/**
+ * The gRPC spec's Percent-Encoded form: only '%' and bytes outside 0x20-0x7e are escaped.
+ * (encodeURIComponent escapes ':' and more, which clients such as grpc-js, decoding with
+ * decodeURI, show as-is: "weft proxy%3A ...".)
+ */
+function grpcPercentEncode(s: string): string {
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    out +=
+      b >= 0x20 && b <= 0x7e && b !== 0x25
+        ? String.fromCharCode(b)
+        : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }

@@ -13,12 +13,16 @@ import type { Direction } from '../metrics/proxy-metrics.js';
 import { h1Downstream, h1RequestHead, rawH1ErrorResponse } from './downstream-h1.js';
 import { h2Downstream, h2RequestHead } from './downstream-h2.js';
 import { type RequestHead, type Routed, runExchange } from './exchange.js';
+import { headWithoutUpgrade, isH2cUpgrade } from './upgrade-h2c.js';
 
 export interface HttpHandlers {
   route(head: RequestHead): Routed | Promise<Routed>;
   /** An HTTP/1 Upgrade request (WebSocket): the handler owns `socket` from now on. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, defaultAuthority: string | undefined): void;
-  /** An HTTP/1 CONNECT request: the handler owns `socket` from now on. */
+  /**
+   * An HTTP/1 CONNECT request: the handler owns `socket` from now on, unless it throws a
+   * WeftError synchronously to refuse it (the server then answers and counts it).
+   */
   connect(req: IncomingMessage, socket: Duplex, head: Buffer): void;
 }
 
@@ -39,6 +43,10 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
   const errorSeries = () => metrics.http(direction, '', '', TLS_PLAINTEXT);
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    // A response whose head went out keep-alive before draining began: close its connection
+    // once the response is flushed (as Node does for `Connection: close`; a half-close would
+    // wait for a client that may never read it), or it idles on and holds shutdown.
+    res.once('finish', () => ctx.draining && req.socket.destroySoon());
     let head: RequestHead;
     try {
       head = h1RequestHead(req, tunnelAuthority.get(req.socket), config.responseTimeoutMs);
@@ -64,23 +72,45 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
     requestTimeout: 0,
     headersTimeout: 30_000,
   });
+  // This server never listens (our listeners hand it sockets), so Node never starts the
+  // connection tracking it sets up on 'listening'. Without it close() cannot close idle
+  // keep-alive connections when draining (they held shutdown until the keep-alive timeout),
+  // and headersTimeout is not enforced.
+  h1.emit('listening');
   h1.on('request', onRequest);
   h1.on('checkContinue', onRequest);
-  h1.on('upgrade', (req, socket, head) =>
-    handlers.upgrade(req, socket, head, tunnelAuthority.get(req.socket)),
-  );
-  h1.on('connect', (req, socket, head) => handlers.connect(req, socket, head));
+  h1.on('upgrade', (req, socket, head) => {
+    if (!isH2cUpgrade(req)) return handlers.upgrade(req, socket, head, tunnelAuthority.get(req.socket));
+    // Declined: the same socket goes back to the parser with the request minus the offer.
+    socket.unshift(Buffer.concat([headWithoutUpgrade(req), head]));
+    h1.emit('connection', socket);
+    socket.resume();
+  });
+  /** Answers, counts and closes a request no exchange took: a parse error, a refused CONNECT. */
+  const rejectRaw = (socket: Duplex, err: WeftError) => {
+    const series = errorSeries();
+    series.request.inc();
+    series.response(err.httpStatus, undefined, err.reason).observe(0);
+    socket.end(rawH1ErrorResponse(err));
+  };
+  h1.on('connect', (req, socket, head) => {
+    try {
+      handlers.connect(req, socket, head);
+    } catch (err) {
+      rejectRaw(socket, asWeftError(err));
+    }
+  });
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
+    // A reset, or a client that closed in the middle of its request head (INVALID_EOF_STATE):
+    // nobody waits for an answer, and a counted 400 would blame a request that was never sent.
+    if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable)
+      return socket.destroy();
     const weftErr =
       err.code === 'HPE_HEADER_OVERFLOW'
         ? new HeadersTooLargeError(config.maxHeaderBytes)
         : new BadRequestError(`${err.code ?? 'parse error'}: ${err.message}`);
-    const series = errorSeries();
-    series.request.inc();
-    series.response(weftErr.httpStatus, undefined, weftErr.reason).observe(0);
     log.debug('bad request', { direction, code: err.code, error: err.message });
-    socket.end(rawH1ErrorResponse(weftErr));
+    rejectRaw(socket, weftErr);
   });
 
   const h2 = http2.createServer({ settings: H2_SETTINGS, maxSessionMemory: 64 });
@@ -115,11 +145,18 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
 
   return {
     serveH1(socket, defaultAuthority) {
+      // The client closed before sending a byte (detection saw the EOF): the HTTP server would
+      // never see that 'end' and would keep the half-open socket forever, holding shutdown.
+      if (socket.readableEnded) return void socket.destroy();
       if (defaultAuthority) tunnelAuthority.set(socket, defaultAuthority);
       h1.emit('connection', socket);
       socket.resume();
     },
     serveH2(socket, defaultAuthority) {
+      // HTTP/2 half-closes streams, never the connection: a client's FIN (curl just closes)
+      // must end the session. Left half-open, the session and socket lived on forever and
+      // tcp_open_connections never came down.
+      socket.allowHalfOpen = false;
       pendingAuthority = defaultAuthority;
       try {
         h2.emit('connection', socket);

@@ -86,7 +86,13 @@ function sendOnce(
   });
 }
 
-function asConnectError(target: ConnectTarget, err: unknown) {
+function asConnectError(target: ConnectTarget, streamErr: unknown) {
+  // A stream pending on a session whose connection failed is cancelled with
+  // ERR_HTTP2_STREAM_CANCEL; the connection's own error (ECONNREFUSED, our connect timeout) is its cause.
+  const err =
+    streamErr instanceof Error && (streamErr as NodeJS.ErrnoException).code === 'ERR_HTTP2_STREAM_CANCEL'
+      ? (streamErr.cause ?? streamErr)
+      : streamErr;
   return err instanceof Error && 'code' in err && String(err.code).startsWith('WEFT_ERR')
     ? err
     : new ConnectError(target.addr, err);

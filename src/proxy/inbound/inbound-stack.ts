@@ -80,8 +80,9 @@ export function newInboundStack(ctx: ProxyContext, appPort: number): InboundStac
   const servers = newHttpServers(ctx, 'inbound', {
     route,
     upgrade,
-    connect: (_req, socket) =>
-      socket.end(rawH1ErrorResponse(new BadRequestError('CONNECT is not accepted on the inbound port'))),
+    connect: () => {
+      throw new BadRequestError('CONNECT is not accepted on the inbound port');
+    },
   });
 
   const skipDetection = config.opaquePorts.includes(appPort);

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { formatHostPort, normalizeAuthority, parseHostPort } from '../../lib/addr.js';
+import { normalizeAuthority, parseHostPort } from '../../lib/addr.js';
 import { asWeftError, BadRequestError, LoopError, NoEndpointsError } from '../../lib/errors.js';
 import { PendingCounter } from '../balance/balance-p2c.js';
 import { type ProxyContext, TLS_PLAINTEXT } from '../context.js';
@@ -21,6 +21,7 @@ import { type ConnectTarget, connectTcp } from '../tcp/connect.js';
 import { detectProtocol, detectResultLabel } from '../tcp/detect.js';
 import { joinSockets } from '../tcp/opaque.js';
 import { encodeTransportHeader } from '../tcp/transport-header.js';
+import { reachesListener } from './loop-guard.js';
 
 export interface OutboundStack {
   /** Handles a connection accepted on the outbound listener. */
@@ -39,10 +40,12 @@ interface Resolved {
   readonly endpoint: Endpoint | undefined;
 }
 
-export function newOutboundStack(ctx: ProxyContext, selfAddrs: () => readonly string[]): OutboundStack {
+/** `listenAddr` is the outbound listener's bound address, once known (for the loop guard). */
+export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | undefined): OutboundStack {
   const { config, metrics, log } = ctx;
   const balancer = new PendingCounter();
   const opaquePorts = new Set(config.opaquePorts);
+  const meshOverH2 = config.meshHttp1Transport === 'h2';
 
   async function resolve(rawAuthority: string): Promise<Resolved> {
     let authority: string;
@@ -53,8 +56,8 @@ export function newOutboundStack(ctx: ProxyContext, selfAddrs: () => readonly st
     }
     const dest = ctx.discovery ? await ctx.discovery.resolve(authority) : null;
     if (!dest) {
-      if (selfAddrs().includes(authority)) throw new LoopError(authority);
       const hp = parseHostPort(authority);
+      if (await reachesListener(hp.host, hp.port, listenAddr())) throw new LoopError(authority);
       return {
         authority,
         dest,
@@ -75,11 +78,22 @@ export function newOutboundStack(ctx: ProxyContext, selfAddrs: () => readonly st
   }
 
   async function route(head: RequestHead): Promise<Routed> {
-    const r = await resolve(head.authority);
+    let r: Resolved;
+    try {
+      r = await resolve(head.authority);
+    } catch (err) {
+      // A known service without endpoints fails under its own authority, where dashboards look
+      // for its errors, not in the unlabelled series of requests that never named a service.
+      if (!(err instanceof NoEndpointsError)) throw err;
+      return {
+        series: metrics.http('outbound', err.authority, '', TLS_PLAINTEXT),
+        send: () => Promise.reject(err),
+      };
+    }
     const series = metrics.http('outbound', r.authority, r.target.addr, TLS_PLAINTEXT, dstLabels(r.endpoint));
     let send: Send;
-    if (r.endpoint?.meshed) send = h2Send(ctx.h2Pool, r.target, true);
-    else if (head.origProto === 'HTTP/2') send = h2Send(ctx.h2Pool, r.target, false);
+    if (head.origProto === 'HTTP/2') send = h2Send(ctx.h2Pool, r.target, false);
+    else if (r.endpoint?.meshed && meshOverH2) send = h2Send(ctx.h2Pool, r.target, true);
     else send = h1Send(ctx.h1Agent, r.target);
     if (!r.endpoint) return { series, send };
     const ep = r.endpoint;
@@ -150,27 +164,35 @@ export function newOutboundStack(ctx: ProxyContext, selfAddrs: () => readonly st
       port = parseHostPort(authority).port;
       if (port === 0) throw new Error('port 0');
     } catch {
-      socket.end(
-        rawH1ErrorResponse(
-          new BadRequestError(`CONNECT target ${JSON.stringify(authority)} is not host:port`),
-        ),
-      );
-      return;
+      throw new BadRequestError(`CONNECT target ${JSON.stringify(authority)} is not host:port`);
     }
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length > 0) socket.unshift(head);
     const tunnel = socket as net.Socket;
-    if (opaquePorts.has(port)) {
-      metrics.detected('outbound', 'skipped');
-      void forwardOpaque(tunnel, authority);
-      return;
-    }
-    void detectProtocol(tunnel, config.detectTimeoutMs, false).then((d) => {
+    void skipsDetection(authority, port).then(async (skip) => {
+      if (skip) {
+        metrics.detected('outbound', 'skipped');
+        return forwardOpaque(tunnel, authority);
+      }
+      const d = await detectProtocol(tunnel, config.detectTimeoutMs, false);
       metrics.detected('outbound', detectResultLabel(d));
       if (d.kind === 'h2') servers.serveH2(tunnel, authority);
       else if (d.kind === 'h1') servers.serveH1(tunnel, authority);
       else void forwardOpaque(tunnel, authority);
     });
+  }
+
+  /**
+   * Server-first protocols must not wait on detection: well-known opaque ports, and
+   * destinations that discovery marks opaque, skip it. Never rejects.
+   */
+  async function skipsDetection(rawAuthority: string, port: number): Promise<boolean> {
+    if (opaquePorts.has(port)) return true;
+    try {
+      return (await ctx.discovery?.resolve(normalizeAuthority(rawAuthority)))?.opaque === true;
+    } catch {
+      return false; // a bad authority is reported by whichever path handles the tunnel
+    }
   }
 
   const servers: HttpServers = newHttpServers(ctx, 'outbound', {
@@ -217,12 +239,4 @@ function absoluteToOrigin(url: string): string {
   } catch {
     throw new BadRequestError('invalid request target');
   }
-}
-
-/** The listen addresses as authorities that would loop back into this proxy. */
-export function loopAuthorities(addr: string): string[] {
-  const hp = parseHostPort(addr);
-  const hosts = hp.host === '0.0.0.0' || hp.host === '::' ? ['127.0.0.1', 'localhost', '0.0.0.0'] : [hp.host];
-  if (hp.host === '127.0.0.1') hosts.push('localhost');
-  return hosts.map((host) => formatHostPort({ host, port: hp.port }));
 }

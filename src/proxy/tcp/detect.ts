@@ -25,6 +25,11 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const MAGIC = Buffer.from(TRANSPORT_MAGIC, 'latin1');
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 const MAX_REQUEST_LINE_BYTES = 8192;
+/** RFC 9112 §3: method (a token) SP request-target SP HTTP-version, without the line end. */
+const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [\x21-\x7e\x80-\xff]+ HTTP\/\d\.\d\r?$/;
+/** Every beginning of a REQUEST_LINE match (and a few more, which only delay the verdict). */
+const REQUEST_LINE_PREFIX =
+  /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?: [\x21-\x7e\x80-\xff]*(?: (?:H(?:T(?:T(?:P(?:\/(?:\d(?:\.(?:\d\r?)?)?)?)?)?)?)?)?)?)?$/;
 
 /** What the bytes so far say: a verdict, or undefined when more bytes are needed. */
 export function classify(buf: Buffer, acceptTransportHeader: boolean): Detected | undefined {
@@ -40,18 +45,16 @@ export function classify(buf: Buffer, acceptTransportHeader: boolean): Detected 
   const eol = buf.indexOf('\n');
   const line = buf.toString('latin1', 0, eol < 0 ? Math.min(buf.length, 64) : eol);
   const method = /^[A-Za-z]*/.exec(line)![0];
+  // A known method and a space: HTTP even if the rest is malformed, so an HTTP client gets the
+  // parser's precise 400, not a silent pipe.
+  const knownMethod = METHODS.has(method) && line[method.length] === ' ';
   if (eol < 0) {
-    // Still inside the first line: keep reading while it can become a request line.
-    if (buf.length > MAX_REQUEST_LINE_BYTES) return { kind: 'h1' };
-    if (method.length === line.length && method.length < 16 && /^[A-Z]*$/.test(method)) return undefined;
-    return METHODS.has(method) && line[method.length] === ' '
-      ? undefined
-      : { kind: 'opaque', reason: 'unknown' };
+    // Still inside the first line: keep reading while it can become a request line. The same
+    // grammar decides complete lines, so the verdict never depends on how TCP cut the bytes.
+    if (!knownMethod && !REQUEST_LINE_PREFIX.test(line)) return { kind: 'opaque', reason: 'unknown' };
+    return buf.length > MAX_REQUEST_LINE_BYTES ? { kind: 'h1' } : undefined;
   }
-  // A complete first line: HTTP/1 if it ends like one or starts with a known method (a
-  // malformed line from an HTTP client then gets the parser's precise 400, not a silent pipe).
-  if (/ HTTP\/\d\.\d\r?$/.test(line) || (METHODS.has(method) && line[method.length] === ' '))
-    return { kind: 'h1' };
+  if (knownMethod || REQUEST_LINE.test(line)) return { kind: 'h1' };
   return { kind: 'opaque', reason: 'unknown' };
 }
 
@@ -62,8 +65,14 @@ function isPrefixOf(buf: Buffer, full: Buffer): boolean {
 
 /**
  * Reads from `socket` until `classify` decides, the client is silent for `timeoutMs`, or the
- * client closes. Resolves with the verdict and leaves the socket paused with every unconsumed
- * byte unshifted (a transport header is consumed). Never rejects; a socket error resolves as eof.
+ * client closes without a byte. Resolves with the verdict and leaves the socket paused with every
+ * unconsumed byte still in it (a transport header is consumed). Never rejects; a socket error
+ * resolves as eof.
+ *
+ * Bytes are peeked, never taken: each read is unshifted at once, so the socket's own buffer holds
+ * them whatever happens next, and its 'end' waits until the next owner has read them. (A stream
+ * cannot take bytes back once it has emitted 'end': a client that sent part of a line and then
+ * closed used to lose those bytes and its FIN.) Such a client is only seen at the timeout.
  */
 export function detectProtocol(
   socket: net.Socket,
@@ -71,28 +80,33 @@ export function detectProtocol(
   acceptTransportHeader: boolean,
 ): Promise<Detected> {
   return new Promise((resolve) => {
-    let buf: Buffer = Buffer.alloc(0);
-    const finish = (d: Detected) => {
+    let peeked = 0;
+    const finish = (d: Detected, buf?: Buffer) => {
       clearTimeout(timer);
-      socket.removeListener('data', onData);
-      socket.removeListener('end', onEnd);
-      socket.removeListener('error', onEnd);
+      socket.removeListener('readable', onReadable);
+      socket.removeListener('end', onEof);
+      socket.removeListener('error', onEof);
       socket.pause();
-      if (d.kind === 'transport') buf = buf.subarray(buf.indexOf('\r\n') + 2);
-      if (buf.length > 0) socket.unshift(buf);
+      if (d.kind === 'transport' && buf) socket.read(buf.indexOf('\r\n') + 2);
       resolve(d);
     };
-    const onData = (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    const onReadable = () => {
+      const length = socket.readableLength;
+      // 'readable' with nothing buffered only comes at the end of the stream.
+      if (length === 0) return finish({ kind: 'opaque', reason: 'eof' });
+      // Nothing new: the echo of our own unshift, or a FIN after a partial first line.
+      if (length === peeked) return;
+      const buf = socket.read() as Buffer;
+      socket.unshift(buf);
+      peeked = buf.length;
       const d = classify(buf, acceptTransportHeader);
-      if (d) finish(d);
+      if (d) finish(d, buf);
     };
-    const onEnd = () => finish(classify(buf, acceptTransportHeader) ?? { kind: 'opaque', reason: 'eof' });
+    const onEof = () => finish({ kind: 'opaque', reason: 'eof' });
     const timer = setTimeout(() => finish({ kind: 'opaque', reason: 'timeout' }), timeoutMs);
-    socket.on('data', onData);
-    socket.once('end', onEnd);
-    socket.once('error', onEnd);
-    socket.resume();
+    socket.on('readable', onReadable);
+    socket.once('end', onEof);
+    socket.once('error', onEof);
   });
 }
 
