@@ -89,6 +89,19 @@ export class BadRequestError extends WeftError {
   }
 }
 
+/** The client did not finish its request head in time (a slow loris, or a stalled client). */
+export class RequestHeadTimeoutError extends WeftError {
+  constructor(timeoutMs: number) {
+    super(
+      'WEFT_ERR_REQUEST_HEAD_TIMEOUT',
+      408,
+      'http_request_error',
+      'request timeout',
+      `request head not complete within ${timeoutMs} ms`,
+    );
+  }
+}
+
 /** The request head is larger than the proxy accepts. */
 export class HeadersTooLargeError extends WeftError {
   constructor(limitBytes: number) {

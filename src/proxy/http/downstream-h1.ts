@@ -1,5 +1,5 @@
 /** The client's side of an exchange when the client speaks HTTP/1.x. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import { finished } from 'node:stream';
 import { BadRequestError, type WeftError } from '../../lib/errors.js';
 import type { Downstream, RequestHead, UpstreamResponse } from './exchange.js';
@@ -125,5 +125,5 @@ export function rawH1ErrorResponse(err: WeftError): string {
   const lines = Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
-  return `HTTP/1.1 ${err.httpStatus} ${err.httpStatus === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n${lines}content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+  return `HTTP/1.1 ${err.httpStatus} ${STATUS_CODES[err.httpStatus] ?? 'Error'}\r\n${lines}content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }

@@ -70,16 +70,28 @@ function forwardToH2(stream: ServerHttp2Stream, head: RequestHead, up: UpstreamR
     // frame with END_STREAM, or grpc-js reads it as initial metadata and ends without a status.
     const trailersOnly = head.grpc && up.headers['grpc-status'] !== undefined;
     const noBody = head.method === 'HEAD' || up.status === 204 || up.status === 304 || trailersOnly;
+    // Once END_STREAM is queued, or every byte Content-Length promised, the client has what it
+    // needs and may close the connection (curl does) before Node reports our last write done:
+    // that response was delivered, not cut short.
+    let endQueued = false;
+    const declaredBytes = Number(up.headers['content-length'] ?? Number.NaN);
+    let sentBytes = 0;
     if (noBody) {
       up.body.resume();
       stream.respond(h2ResponseHeaders(up.status, up.headers), { endStream: true });
+      endQueued = true;
     } else {
       stream.respond(h2ResponseHeaders(up.status, up.headers), { waitForTrailers: true });
-      stream.once('wantTrailers', () => stream.sendTrailers(up.trailers() ?? {}));
+      stream.once('wantTrailers', () => {
+        stream.sendTrailers(up.trailers() ?? {});
+        endQueued = true;
+      });
+      up.body.on('data', (chunk: Buffer) => (sentBytes += chunk.length));
       up.body.pipe(stream);
     }
+    const delivered = () => endQueued || (declaredBytes > 0 && sentBytes === declaredBytes);
     finished(up.body, (err) => err && reject(err));
-    finished(stream, { readable: false }, (err) => (err ? reject(err) : resolve()));
+    finished(stream, { readable: false }, (err) => (err && !delivered() ? reject(err) : resolve()));
   });
 }
 

@@ -37,8 +37,12 @@ export interface UpstreamResponse {
 export interface SendHooks {
   /** The next hop sent `100 Continue`. */
   onContinue(): void;
-  /** Aborted when the client goes away or the exchange times out. */
-  readonly signal: AbortSignal;
+  /**
+   * Registers how to cancel the request upstream. `cancel` runs at most once, when the client
+   * goes away or the exchange fails or times out before the response is complete; right away if
+   * that already happened. (A plain callback: AbortController costs too much per request.)
+   */
+  onCancel(cancel: () => void): void;
 }
 
 /** Sends one request to the next hop; resolves on the response head, rejects with a WeftError. */
@@ -76,14 +80,14 @@ export async function runExchange(
   const startMs = performance.now();
   let series: HttpSeries | undefined;
   let up: UpstreamResponse | undefined;
-  const abort = new AbortController();
+  const abort = new Canceller();
   let timer: NodeJS.Timeout | undefined;
   try {
     const routed = await route(down.head);
     series = routed.series;
     series.request.inc();
     down.onAbort(() => abort.abort());
-    const hooks: SendHooks = { onContinue: () => down.sendContinue(), signal: abort.signal };
+    const hooks: SendHooks = { onContinue: () => down.sendContinue(), onCancel: (c) => abort.onCancel(c) };
     const sending = routed.send(down.head, down.body, hooks);
     up =
       down.head.timeoutMs > 0
@@ -112,7 +116,7 @@ export async function runExchange(
 function withTimeout<T>(
   p: Promise<T>,
   ms: number,
-  abort: AbortController,
+  abort: Canceller,
   keep: (t: NodeJS.Timeout) => void,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -132,6 +136,24 @@ function withTimeout<T>(
       },
     );
   });
+}
+
+/** Runs the registered cancel function once, now or as soon as one is registered. */
+class Canceller {
+  #cancel: (() => void) | undefined;
+  #aborted = false;
+
+  onCancel(cancel: () => void): void {
+    if (this.#aborted) cancel();
+    else this.#cancel = cancel;
+  }
+
+  abort(): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#cancel?.();
+    this.#cancel = undefined;
+  }
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

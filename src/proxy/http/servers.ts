@@ -7,7 +7,13 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { asWeftError, BadRequestError, HeadersTooLargeError, type WeftError } from '../../lib/errors.js';
+import {
+  asWeftError,
+  BadRequestError,
+  HeadersTooLargeError,
+  RequestHeadTimeoutError,
+  type WeftError,
+} from '../../lib/errors.js';
 import { type ProxyContext, TLS_PLAINTEXT } from '../context.js';
 import type { Direction } from '../metrics/proxy-metrics.js';
 import { h1Downstream, h1RequestHead, rawH1ErrorResponse } from './downstream-h1.js';
@@ -34,6 +40,8 @@ export interface HttpServers {
   drain(): void;
 }
 
+/** A client gets this long to send its whole request head (Node checks every 30 s). */
+const HEADERS_TIMEOUT_MS = 30_000;
 const H2_SETTINGS = { maxConcurrentStreams: 1000, initialWindowSize: 1 << 20, enablePush: false };
 
 export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers: HttpHandlers): HttpServers {
@@ -70,7 +78,7 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
   const h1 = http.createServer({
     maxHeaderSize: config.maxHeaderBytes,
     requestTimeout: 0,
-    headersTimeout: 30_000,
+    headersTimeout: HEADERS_TIMEOUT_MS,
   });
   // This server never listens (our listeners hand it sockets), so Node never starts the
   // connection tracking it sets up on 'listening'. Without it close() cannot close idle
@@ -105,10 +113,9 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
     // nobody waits for an answer, and a counted 400 would blame a request that was never sent.
     if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable)
       return socket.destroy();
-    const weftErr =
-      err.code === 'HPE_HEADER_OVERFLOW'
-        ? new HeadersTooLargeError(config.maxHeaderBytes)
-        : new BadRequestError(`${err.code ?? 'parse error'}: ${err.message}`);
+    let weftErr: WeftError = new BadRequestError(`${err.code ?? 'parse error'}: ${err.message}`);
+    if (err.code === 'HPE_HEADER_OVERFLOW') weftErr = new HeadersTooLargeError(config.maxHeaderBytes);
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') weftErr = new RequestHeadTimeoutError(HEADERS_TIMEOUT_MS);
     log.debug('bad request', { direction, code: err.code, error: err.message });
     rejectRaw(socket, weftErr);
   });

@@ -65,8 +65,9 @@ function sendOnce(
       setHost: false,
     });
     let responded = false;
-    const onAbort = () => req.destroy();
-    hooks.signal.addEventListener('abort', onAbort, { once: true });
+    // After 'close' the socket may already serve another request from the pool: never touch it.
+    let closed = false;
+    hooks.onCancel(() => !closed && req.destroy());
     req.on('continue', () => hooks.onContinue());
     req.once('response', (res) => {
       responded = true;
@@ -85,7 +86,7 @@ function sendOnce(
         reject(new StaleConnectionError('stale', { cause: new PeerError(err.message, err) }));
       else reject(new PeerError(err.message, err));
     });
-    req.once('close', () => hooks.signal.removeEventListener('abort', onAbort));
+    req.once('close', () => (closed = true));
     if (head.hasBody && body) body.pipe(req);
     else req.end();
   });

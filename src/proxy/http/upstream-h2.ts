@@ -55,7 +55,7 @@ function sendOnce(
     let responded = false;
     let trailers: Headers | undefined;
     const onAbort = () => !stream.destroyed && stream.close(NGHTTP2_CANCEL);
-    hooks.signal.addEventListener('abort', onAbort, { once: true });
+    hooks.onCancel(onAbort);
     stream.on('continue', () => hooks.onContinue());
     stream.once('trailers', (t) => (trailers = endToEndHeaders(t)));
     stream.once('response', (h) => {
@@ -72,7 +72,6 @@ function sendOnce(
       reject(pooled.connected ? new PeerError(err.message, err) : asConnectError(target, err));
     });
     stream.once('close', () => {
-      hooks.signal.removeEventListener('abort', onAbort);
       if (responded) return;
       if (stream.rstCode === NGHTTP2_REFUSED_STREAM) reject(new RefusedStreamError());
       else
