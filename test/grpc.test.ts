@@ -23,6 +23,7 @@ import {
   type TestServer,
   unaryCall,
 } from './support/apps.js';
+import { sampleSum } from './support/prom-text.js';
 import { type ProxyProcess, startProxy, writeDestinationsFile } from './support/proxy-process.js';
 
 /** The service the client asks for; the outbound proxy's destinations map it to the inbound proxy. */
@@ -249,20 +250,6 @@ describe('gRPC metrics', () => {
     assert.equal(sampleSum(timeouts, 'response_total', timedOut), 2, timeouts);
   });
 });
-
-/** The sum of the samples of `name` whose labels include `labels` (Prometheus text format). */
-function sampleSum(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = new Map<string, string>();
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
-      have.set(l[1], l[2]);
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(m[3]);
-  }
-  return sum;
-}
 
 /** A port on 127.0.0.1 that was free a moment ago and has no listener now. */
 async function closedPort(): Promise<number> {

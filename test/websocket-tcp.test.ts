@@ -19,6 +19,7 @@ import {
   tcpExchange,
   type WsEchoApp,
 } from './support/apps.js';
+import { sampleSum } from './support/prom-text.js';
 import { type MeshPair, type ProxyProcess, startMeshPair, startProxy } from './support/proxy-process.js';
 
 const MiB = 1024 * 1024;
@@ -423,18 +424,4 @@ function splitAddr(addr: string): { host: string; port: number } {
 function portOf(addr: string | undefined): number {
   assert.ok(addr, 'the listener is enabled');
   return splitAddr(addr).port;
-}
-
-/** The sum of the samples of `name` whose labels include `labels` (Prometheus text format). */
-function sampleSum(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = new Map<string, string>();
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
-      have.set(l[1], l[2]);
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(m[3]);
-  }
-  return sum;
 }
