@@ -1,6 +1,6 @@
 /**
- * HTTP fidelity through two proxies with the real curl: curl → outbound → (HTTP/2 between the
- * proxies) → inbound → a real HTTP/1.1 + h2c app. HTTP/1.1 GET/POST, chunked request bodies,
+ * HTTP fidelity through two proxies with the real curl: curl → outbound → (the mesh transport:
+ * HTTP/1.1 pool by default, HTTP/2 in the -mesh-h2 run) → inbound → a real HTTP/1.1 + h2c app. HTTP/1.1 GET/POST, chunked request bodies,
  * keep-alive, HEAD, 204/304, 100-continue, trailers, hop-by-hop headers; h2c prior knowledge;
  * the outbound proxy used as an `HTTP_PROXY` (absolute-form) and through CONNECT tunnels.
  */

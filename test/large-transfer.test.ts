@@ -1,5 +1,6 @@
 /**
- * 1 GiB bodies through two proxies (client → outbound → HTTP/2 mesh hop → inbound → app), streamed
+ * 1 GiB bodies through two proxies (client → outbound → mesh hop → inbound → app;
+ * HTTP/1.1 between the proxies by default, HTTP/2 in the -mesh-h2 run), streamed
  * with backpressure end to end: the bytes arrive intact (sha256 checked on the far side) and
  * neither proxy's resident memory grows with the body (VmRSS sampled every 100 ms stays under
  * 150 MB). Peak RSS and throughput are printed as test diagnostics.

@@ -121,7 +121,9 @@ export const PROXY_SETTINGS = {
   },
   meshHttp1Transport: {
     env: 'WEFT_PROXY_MESH_HTTP1_TRANSPORT',
-    default: 'h2',
+    // http1 by default: measured on this machine, Node's HTTP/2 client and server cost ~1.7x the
+    // CPU per request of a keep-alive HTTP/1.1 pool between two proxies (see docs/proxy-contract.md).
+    default: 'http1',
     parse: parseOneOf(['h2', 'http1'] as const),
     doc: 'how HTTP/1 requests travel to meshed peers: h2 (multiplexed, one connection per peer) or http1 (keep-alive pool)',
   },

@@ -5,6 +5,7 @@ import type { ProxyConfig } from './config.js';
 import type { Discovery } from './discovery/discovery.js';
 import type { H2Pool } from './http/h2-pool.js';
 import type { ProxyMetrics } from './metrics/proxy-metrics.js';
+import type { Connector } from './tcp/connect.js';
 
 export interface ProxyContext {
   readonly config: ProxyConfig;
@@ -12,10 +13,19 @@ export interface ProxyContext {
   readonly metrics: ProxyMetrics;
   /** Null when no discovery source is configured: every authority is then forwarded unmeshed. */
   readonly discovery: Discovery | null;
-  readonly h2Pool: H2Pool;
-  readonly h1Agent: http.Agent;
+  /** Connections to the workload's own app and to servers outside the mesh. */
+  readonly direct: NextHops;
+  /** Connections to peer inbound proxies (mTLS slots in here as the mesh connector). */
+  readonly mesh: NextHops;
   /** True once shutdown began: responses close their connections, listeners are closed. */
   draining: boolean;
+}
+
+/** One kind of next hop: how to connect, and the client pools built on that. */
+export interface NextHops {
+  readonly connector: Connector;
+  readonly h2Pool: H2Pool;
+  readonly h1Agent: http.Agent;
 }
 
 /** The `tls` metric label value until mTLS exists: every hop is plaintext. */

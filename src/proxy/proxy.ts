@@ -10,13 +10,14 @@ import { formatHostPort, parseHostPort } from '../lib/addr.js';
 import type { Logger } from '../lib/log.js';
 import { newAdminServer } from './admin/admin-server.js';
 import type { ProxyConfig } from './config.js';
-import type { ProxyContext } from './context.js';
+import type { NextHops, ProxyContext } from './context.js';
 import { newStaticDiscovery } from './discovery/discovery-static.js';
 import { H2Pool } from './http/h2-pool.js';
 import { newH1Agent } from './http/upstream-h1.js';
 import { newInboundStack } from './inbound/inbound-stack.js';
 import { ProxyMetrics } from './metrics/proxy-metrics.js';
 import { newOutboundStack } from './outbound/outbound-stack.js';
+import { type Connector, newTcpConnector } from './tcp/connect.js';
 import { type Listener, listen } from './tcp/listener.js';
 
 export interface RunningProxy {
@@ -40,8 +41,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     log,
     metrics,
     discovery: config.destinations ? newStaticDiscovery(config.destinations, log) : null,
-    h2Pool: new H2Pool(config.connectTimeoutMs, log),
-    h1Agent: newH1Agent(config.connectTimeoutMs, MAX_H1_CONNECTIONS_PER_HOST),
+    direct: newNextHops(newTcpConnector(config.connectTimeoutMs), log),
+    mesh: newNextHops(newTcpConnector(config.connectTimeoutMs), log),
     draining: false,
   };
   const listeners: Listener[] = [];
@@ -139,8 +140,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
         log.warn('grace period over; closing remaining connections', { graceMs: config.shutdownGraceMs });
         for (const l of listeners) l.destroyAll();
       }
-      ctx.h2Pool.close();
-      ctx.h1Agent.destroy();
+      for (const hops of [ctx.direct, ctx.mesh]) {
+        hops.h2Pool.close();
+        hops.h1Agent.destroy();
+      }
       ctx.discovery?.close();
       admin?.closeAllConnections();
       await new Promise<void>((r) => (admin ? admin.close(() => r()) : r()));
@@ -151,4 +154,12 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   }
 
   return { outbound: outboundAddr, inbound: inboundAddr, admin: adminAddr, upstreams, shutdown, closed };
+}
+
+function newNextHops(connector: Connector, log: Logger): NextHops {
+  return {
+    connector,
+    h2Pool: new H2Pool(connector, log),
+    h1Agent: newH1Agent(connector, MAX_H1_CONNECTIONS_PER_HOST),
+  };
 }

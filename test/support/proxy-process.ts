@@ -78,6 +78,12 @@ const LISTEN_FLAGS = [
 ] as const;
 
 const live = new Set<ChildProcess>();
+
+/**
+ * The test-process variable that makes startMeshPair's client proxy carry HTTP/1 to its peer
+ * with the given `--mesh-http1-transport` (h2 or http1), so one suite covers both transports.
+ */
+export const MESH_TRANSPORT_ENV = 'WEFT_TEST_MESH_HTTP1_TRANSPORT';
 const killLive = () => {
   for (const child of live) child.kill('SIGKILL');
 };
@@ -307,8 +313,14 @@ export async function startMeshPair(opts: MeshPairOptions): Promise<MeshPair> {
     const noInbound = outboundArgs.some((a) => a.startsWith('--inbound-listen-addr') || a === '--app-port')
       ? []
       : ['--inbound-listen-addr', 'none'];
+    // A suite re-run under the other mesh transport sets this (see test/*-mesh-h2.test.ts).
+    const transport = process.env[MESH_TRANSPORT_ENV];
+    const transportArgs =
+      transport && !outboundArgs.includes('--mesh-http1-transport')
+        ? ['--mesh-http1-transport', transport]
+        : [];
     const outbound = await startProxy({
-      args: ['--destinations', destinationsPath, ...noInbound, ...outboundArgs],
+      args: ['--destinations', destinationsPath, ...noInbound, ...transportArgs, ...outboundArgs],
       env: opts.env,
     });
     started.push(outbound);

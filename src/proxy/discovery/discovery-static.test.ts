@@ -190,6 +190,10 @@ describe('newStaticDiscovery (reloads)', () => {
     await untilLogged(RELOADED, reloads);
     assert.equal(await discovery.resolve('books:7002'), books);
     assert.deepEqual(addrs(books), ['127.0.0.1:4006']);
+    // authors left the file: unknown again (forwarded unmeshed), and a balancer still holding
+    // its Destination sees no endpoints.
+    assert.equal(await discovery.resolve('authors:80'), null);
+    assert.deepEqual(addrs(authors), []);
 
     // After close() the file is no longer followed. A second reader of the same path shares
     // the stat poller, so once it has seen a change the closed one would have seen it too.

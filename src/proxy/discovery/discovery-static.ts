@@ -18,6 +18,7 @@ interface MutableDestination {
 /** Loads `path` now (throwing ConfigError with file:line for any problem) and watches it. */
 export function newStaticDiscovery(path: string, log: Logger): Discovery {
   const table = new Map<string, MutableDestination>();
+  let known = new Set<string>();
   apply(parseDestinationsFile(path, readDestinationsFile(path)));
 
   // Destinations handed out stay the same objects across reloads, so balancers holding them
@@ -30,13 +31,16 @@ export function newStaticDiscovery(path: string, log: Logger): Discovery {
         cur.endpoints = dest.endpoints;
       } else table.set(authority, { ...dest });
     }
+    // A service dropped from the file is unknown again (forwarded to its own host:port); anyone
+    // still holding its Destination sees no endpoints.
     for (const [authority, cur] of table) if (!next.has(authority)) cur.endpoints = [];
+    known = new Set(next.keys());
   }
 
   const onChange = () => {
     try {
       apply(parseDestinationsFile(path, readDestinationsFile(path)));
-      log.info('destinations reloaded', { path, services: table.size });
+      log.info('destinations reloaded', { path, services: known.size });
     } catch (err) {
       log.error('destinations reload failed; keeping previous state', {
         path,
@@ -46,7 +50,7 @@ export function newStaticDiscovery(path: string, log: Logger): Discovery {
   };
   watchFile(path, { interval: 250, persistent: false }, onChange);
   return {
-    resolve: (authority) => table.get(authority) ?? null,
+    resolve: (authority) => (known.has(authority) ? (table.get(authority) ?? null) : null),
     close: () => unwatchFile(path, onChange),
   };
 }

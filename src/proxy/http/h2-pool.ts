@@ -5,7 +5,7 @@
  */
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { Logger } from '../../lib/log.js';
-import { type ConnectTarget, connectingSocket } from '../tcp/connect.js';
+import type { Connector, ConnectTarget } from '../tcp/connect.js';
 
 /** Per-stream and per-connection flow-control windows: large enough for bulk transfers on loopback. */
 const STREAM_WINDOW_BYTES = 1 << 20;
@@ -19,11 +19,11 @@ export interface PooledSession {
 
 export class H2Pool {
   readonly #sessions = new Map<string, PooledSession>();
-  readonly #connectTimeoutMs: number;
+  readonly #connector: Connector;
   readonly #log: Logger;
 
-  constructor(connectTimeoutMs: number, log: Logger) {
-    this.#connectTimeoutMs = connectTimeoutMs;
+  constructor(connector: Connector, log: Logger) {
+    this.#connector = connector;
     this.#log = log;
   }
 
@@ -32,7 +32,7 @@ export class H2Pool {
     const cur = this.#sessions.get(target.addr);
     if (cur && !cur.session.closed && !cur.session.destroyed) return cur;
     const session = http2.connect(`http://${target.addr}`, {
-      createConnection: () => connectingSocket(target, this.#connectTimeoutMs),
+      createConnection: () => this.#connector.connecting(target),
       settings: { initialWindowSize: STREAM_WINDOW_BYTES, enablePush: false },
       maxSessionMemory: 64,
     });

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { asWeftError } from '../../lib/errors.js';
 import type { HttpSeries } from '../metrics/proxy-metrics.js';
-import { type ConnectTarget, connectTcp } from '../tcp/connect.js';
+import type { Connector, ConnectTarget } from '../tcp/connect.js';
 import { joinSockets } from '../tcp/opaque.js';
 import { rawH1ErrorResponse } from './downstream-h1.js';
 
@@ -35,13 +35,13 @@ export async function forwardUpgrade(
   path: string,
   authority: string,
   series: HttpSeries,
-  connectTimeoutMs: number,
+  connector: Connector,
 ): Promise<void> {
   const startMs = performance.now();
   series.request.inc();
   let upstream: Duplex;
   try {
-    upstream = await connectTcp(target, connectTimeoutMs);
+    upstream = await connector.connect(target);
   } catch (e) {
     const err = asWeftError(e);
     series.response(err.httpStatus, undefined, err.reason).observe(performance.now() - startMs);

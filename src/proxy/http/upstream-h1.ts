@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { Readable } from 'node:stream';
 import { ConnectError, PeerError, WeftError } from '../../lib/errors.js';
-import { type ConnectTarget, connectingSocket } from '../tcp/connect.js';
+import type { Connector, ConnectTarget } from '../tcp/connect.js';
 import type { RequestHead, Send, SendHooks, UpstreamResponse } from './exchange.js';
 import { endToEndHeaders, type Headers } from './headers.js';
 
@@ -16,7 +16,7 @@ const CONNECT_ERRNOS = new Set([
 ]);
 
 /** A keep-alive connection pool whose connections honour the connect timeout. */
-export function newH1Agent(connectTimeoutMs: number, maxSocketsPerHost: number): http.Agent {
+export function newH1Agent(connector: Connector, maxSocketsPerHost: number): http.Agent {
   const agent = new http.Agent({
     keepAlive: true,
     maxSockets: maxSocketsPerHost,
@@ -27,7 +27,7 @@ export function newH1Agent(connectTimeoutMs: number, maxSocketsPerHost: number):
   (
     agent as unknown as { createConnection: (o: { host: string; port: number }) => unknown }
   ).createConnection = (o) =>
-    connectingSocket({ host: o.host, port: o.port, addr: `${o.host}:${o.port}` }, connectTimeoutMs);
+    connector.connecting({ host: o.host, port: o.port, addr: `${o.host}:${o.port}` });
   return agent;
 }
 

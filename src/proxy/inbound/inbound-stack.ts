@@ -16,7 +16,7 @@ import { newHttpServers } from '../http/servers.js';
 import { forwardUpgrade } from '../http/upgrade.js';
 import { h1Send } from '../http/upstream-h1.js';
 import { h2Send } from '../http/upstream-h2.js';
-import { type ConnectTarget, connectTcp } from '../tcp/connect.js';
+import type { ConnectTarget } from '../tcp/connect.js';
 import { detectProtocol, detectResultLabel } from '../tcp/detect.js';
 import { joinSockets } from '../tcp/opaque.js';
 
@@ -29,8 +29,8 @@ export function newInboundStack(ctx: ProxyContext, appPort: number): InboundStac
   const { config, metrics, log } = ctx;
   const app = targetFor(config.appHost, appPort);
   const allowedPorts = new Set([appPort, ...config.inboundPorts]);
-  const appSendH1 = h1Send(ctx.h1Agent, app);
-  const appSendH2 = h2Send(ctx.h2Pool, app, false);
+  const appSendH1 = h1Send(ctx.direct.h1Agent, app);
+  const appSendH2 = h2Send(ctx.direct.h2Pool, app, false);
 
   const label = (authority: string) => {
     try {
@@ -49,7 +49,7 @@ export function newInboundStack(ctx: ProxyContext, appPort: number): InboundStac
     const target = port === appPort ? app : targetFor(config.appHost, port);
     let upstream: net.Socket;
     try {
-      upstream = await connectTcp(target, config.connectTimeoutMs);
+      upstream = await ctx.direct.connector.connect(target);
     } catch (e) {
       log.debug('inbound opaque connect failed', { target: target.addr, error: asWeftError(e).message });
       client.destroy();
@@ -73,7 +73,7 @@ export function newInboundStack(ctx: ProxyContext, appPort: number): InboundStac
       req.url ?? '/',
       authority,
       series,
-      config.connectTimeoutMs,
+      ctx.direct.connector,
     ).catch((e) => socket.end(rawH1ErrorResponse(asWeftError(e))));
   }
 

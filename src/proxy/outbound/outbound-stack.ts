@@ -17,7 +17,7 @@ import { type HttpServers, newHttpServers } from '../http/servers.js';
 import { forwardUpgrade } from '../http/upgrade.js';
 import { h1Send } from '../http/upstream-h1.js';
 import { h2Send } from '../http/upstream-h2.js';
-import { type ConnectTarget, connectTcp } from '../tcp/connect.js';
+import type { ConnectTarget } from '../tcp/connect.js';
 import { detectProtocol, detectResultLabel } from '../tcp/detect.js';
 import { joinSockets } from '../tcp/opaque.js';
 import { encodeTransportHeader } from '../tcp/transport-header.js';
@@ -92,9 +92,10 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
     }
     const series = metrics.http('outbound', r.authority, r.target.addr, TLS_PLAINTEXT, dstLabels(r.endpoint));
     let send: Send;
-    if (head.origProto === 'HTTP/2') send = h2Send(ctx.h2Pool, r.target, false);
-    else if (r.endpoint?.meshed && meshOverH2) send = h2Send(ctx.h2Pool, r.target, true);
-    else send = h1Send(ctx.h1Agent, r.target);
+    const hops = r.endpoint?.meshed ? ctx.mesh : ctx.direct;
+    if (head.origProto === 'HTTP/2') send = h2Send(hops.h2Pool, r.target, false);
+    else if (r.endpoint?.meshed && meshOverH2) send = h2Send(hops.h2Pool, r.target, true);
+    else send = h1Send(hops.h1Agent, r.target);
     if (!r.endpoint) return { series, send };
     const ep = r.endpoint;
     return {
@@ -119,7 +120,7 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
     let upstream: net.Socket;
     try {
       r = await resolve(rawAuthority);
-      upstream = await connectTcp(r.target, config.connectTimeoutMs);
+      upstream = await (r.endpoint?.meshed ? ctx.mesh : ctx.direct).connector.connect(r.target);
     } catch (e) {
       log.debug('opaque connect failed', { authority: rawAuthority, error: asWeftError(e).message });
       client.destroy();
@@ -151,7 +152,8 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
         TLS_PLAINTEXT,
         dstLabels(r.endpoint),
       );
-      await forwardUpgrade(req, socket, head, r.target, path, authority, series, config.connectTimeoutMs);
+      const hops = r.endpoint?.meshed ? ctx.mesh : ctx.direct;
+      await forwardUpgrade(req, socket, head, r.target, path, authority, series, hops.connector);
     } catch (e) {
       socket.end(rawH1ErrorResponse(asWeftError(e)));
     }

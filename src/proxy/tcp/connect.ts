@@ -43,3 +43,23 @@ export function connectingSocket(target: ConnectTarget, timeoutMs: number): net.
   socket.once('close', () => clearTimeout(timer));
   return socket;
 }
+
+/**
+ * How a stack opens connections to one kind of next hop. The proxy has two: `direct` (the app,
+ * unmeshed servers: plain TCP) and `mesh` (peer inbound proxies). The identity issue's mTLS
+ * replaces the mesh connector with a TLS one; nothing above this interface changes.
+ */
+export interface Connector {
+  /** Resolves once connected; rejects with ConnectError/ConnectTimeoutError. */
+  connect(target: ConnectTarget): Promise<net.Socket>;
+  /** A socket that is connecting now, for clients that need one synchronously (http.Agent, http2). */
+  connecting(target: ConnectTarget): net.Socket;
+}
+
+/** Plain TCP with the connect timeout. */
+export function newTcpConnector(connectTimeoutMs: number): Connector {
+  return {
+    connect: (target) => connectTcp(target, connectTimeoutMs),
+    connecting: (target) => connectingSocket(target, connectTimeoutMs),
+  };
+}
