@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkResource, compareVersions, formatFieldPath, validateResource } from './resource.js';
+import { ValidationError } from './store-error.js';
+
+const service = (spec: unknown, metadata: unknown = { name: 'books' }) => ({
+  apiVersion: 'weft.io/v1alpha1',
+  kind: 'Service',
+  metadata,
+  spec,
+});
+
+/** The `path: message` lines of the ValidationError `raw` fails with. */
+function problemsOf(raw: unknown): string[] {
+  try {
+    checkResource(raw);
+  } catch (err) {
+    assert.ok(err instanceof ValidationError, `expected a ValidationError, got ${err}`);
+    assert.equal(err.code, 'WEFT_ERR_INVALID_RESOURCE');
+    return err.problems.map((p) => `${p.path}: ${p.message}`);
+  }
+  assert.fail('no error thrown');
+}
+
+describe('validateResource', () => {
+  it('accepts a Service, defaults the namespace and freezes the result', () => {
+    const r = checkResource(service({ ports: [{ port: 7002, protocol: 'grpc' }, { port: 80 }] }));
+    assert.equal(r.metadata.namespace, 'default');
+    assert.deepEqual(r.spec, { ports: [{ port: 7002, protocol: 'grpc' }, { port: 80 }] });
+    assert.ok(Object.isFrozen(r) && Object.isFrozen(r.metadata) && Object.isFrozen(r.spec));
+  });
+
+  it('accepts a Workload and the Gateway API route kinds with their own apiVersion', () => {
+    const w = checkResource({
+      apiVersion: 'weft.io/v1alpha1',
+      kind: 'Workload',
+      metadata: { name: 'books-0', namespace: 'shop', labels: { app: 'books' } },
+      spec: { service: 'books', address: '127.0.0.1', port: 4143, identity: 'books.shop' },
+    });
+    assert.equal(w.metadata.namespace, 'shop');
+    assert.deepEqual(w.metadata.labels, { app: 'books' });
+    const route = { kind: 'HTTPRoute', metadata: { name: 'r' }, spec: { parentRefs: [] } };
+    assert.equal(checkResource({ apiVersion: 'gateway.networking.k8s.io/v1', ...route }).kind, 'HTTPRoute');
+    assert.deepEqual(problemsOf({ apiVersion: 'weft.io/v1alpha1', ...route }), [
+      'apiVersion: must be gateway.networking.k8s.io/v1 for kind HTTPRoute',
+    ]);
+  });
+
+  it('rejects unknown kinds', () => {
+    assert.deepEqual(problemsOf({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: {} }), [
+      'kind: must be one of Service, Workload, Server, AuthorizationPolicy, Profile, HTTPRoute, GRPCRoute',
+    ]);
+  });
+
+  it('names the field path of every problem, all at once', () => {
+    assert.deepEqual(
+      problemsOf(
+        service(
+          { ports: [{ port: 0 }, { port: 80, protocol: 'udp' }, { port: 80, extra: 1 }] },
+          { name: 'Books_1' },
+        ),
+      ),
+      [
+        'metadata.name: must be a DNS-1123 label (lower case a-z, 0-9 and "-", at most 63 characters)',
+        'spec.ports[0].port: must be an integer 1-65535',
+        'spec.ports[1].protocol: must be one of http, grpc, opaque',
+        'spec.ports[2].extra: unknown field',
+        'spec.ports[2].port: duplicates spec.ports[1]',
+      ],
+    );
+    assert.deepEqual(
+      problemsOf({
+        apiVersion: 'weft.io/v1alpha1',
+        kind: 'Workload',
+        metadata: { name: 'w', namespace: 'x'.repeat(64) },
+        spec: { service: 'books', address: 'not an address', port: '80' },
+      }),
+      [
+        'metadata.namespace: must be a DNS-1123 label (lower case a-z, 0-9 and "-", at most 63 characters)',
+        'spec.address: must be an IP address or a host name',
+        'spec.port: must be an integer 1-65535',
+      ],
+    );
+    assert.deepEqual(problemsOf(service({ ports: [] })), [
+      'spec.ports: must be a non-empty list of { port, protocol? }',
+    ]);
+    assert.deepEqual(problemsOf('text'), [
+      ': a resource must be a mapping with apiVersion, kind, metadata and spec',
+    ]);
+  });
+
+  it('checks store-owned metadata only for shape', () => {
+    const r = validateResource(service({ ports: [{ port: 80 }] }, { name: 'b', resourceVersion: 7 }));
+    assert.ok(r.ok);
+    assert.equal(r.resource.metadata.resourceVersion, '7');
+    assert.deepEqual(problemsOf(service({ ports: [{ port: 80 }] }, { name: 'b', resourceVersion: '07' })), [
+      'metadata.resourceVersion: must be a decimal number',
+    ]);
+  });
+});
+
+describe('helpers', () => {
+  it('formats field paths and orders resourceVersions numerically', () => {
+    assert.equal(formatFieldPath(['spec', 'ports', 0, 'port']), 'spec.ports[0].port');
+    assert.ok(compareVersions('9', '10') < 0);
+    assert.ok(compareVersions('10', '9') > 0);
+    assert.equal(compareVersions('12', '12'), 0);
+  });
+});
