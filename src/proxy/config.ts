@@ -71,6 +71,11 @@ export const PROXY_SETTINGS = {
     parse: parseString,
     doc: 'static destinations file (YAML)',
   },
+  destinationAddr: {
+    env: 'WEFT_PROXY_DESTINATION_ADDR',
+    parse: (raw: string): HostPort => parseHostPort(raw),
+    doc: 'control plane Destination address host:port (used instead of the destinations file when set)',
+  },
   upstreams: {
     env: 'WEFT_PROXY_UPSTREAMS',
     default: '',

@@ -11,6 +11,7 @@ import type { Logger } from '../lib/log.js';
 import { newAdminServer } from './admin/admin-server.js';
 import type { ProxyConfig } from './config.js';
 import type { NextHops, ProxyContext } from './context.js';
+import { newGrpcDiscovery } from './discovery/discovery-grpc.js';
 import { newStaticDiscovery } from './discovery/discovery-static.js';
 import { H2Pool } from './http/h2-pool.js';
 import { newH1Agent } from './http/upstream-h1.js';
@@ -40,7 +41,11 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     config,
     log,
     metrics,
-    discovery: config.destinations ? newStaticDiscovery(config.destinations, log) : null,
+    discovery: config.destinationAddr
+      ? newGrpcDiscovery(formatHostPort(config.destinationAddr), log)
+      : config.destinations
+        ? newStaticDiscovery(config.destinations, log)
+        : null,
     direct: newNextHops(newTcpConnector(config.connectTimeoutMs), log),
     mesh: newNextHops(newTcpConnector(config.connectTimeoutMs), log),
     draining: false,

@@ -8,7 +8,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { normalizeAuthority, parseHostPort } from '../../lib/addr.js';
 import { asWeftError, BadRequestError, LoopError, NoEndpointsError } from '../../lib/errors.js';
-import { PendingCounter } from '../balance/balance-p2c.js';
+import { balancedSend, EndpointBalancer } from '../balance/endpoint-balancer.js';
 import { type ProxyContext, TLS_PLAINTEXT } from '../context.js';
 import type { Destination, Endpoint } from '../discovery/discovery.js';
 import { rawH1ErrorResponse } from '../http/downstream-h1.js';
@@ -43,7 +43,13 @@ interface Resolved {
 /** `listenAddr` is the outbound listener's bound address, once known (for the loop guard). */
 export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | undefined): OutboundStack {
   const { config, metrics, log } = ctx;
-  const balancer = new PendingCounter();
+  // One balancer per destination; Destination objects live as long as discovery knows them.
+  const balancers = new WeakMap<Destination, EndpointBalancer>();
+  const balancerFor = (dest: Destination): EndpointBalancer => {
+    let b = balancers.get(dest);
+    if (!b) balancers.set(dest, (b = new EndpointBalancer()));
+    return b;
+  };
   const opaquePorts = new Set(config.opaquePorts);
   const meshOverH2 = config.meshHttp1Transport === 'h2';
 
@@ -65,7 +71,7 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
         endpoint: undefined,
       };
     }
-    const endpoint = balancer.pick(dest.endpoints);
+    const endpoint = balancerFor(dest).pick(dest.endpoints);
     if (!endpoint) throw new NoEndpointsError(authority);
     return { authority, dest, target: endpoint, endpoint };
   }
@@ -96,22 +102,8 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
     if (head.origProto === 'HTTP/2') send = h2Send(hops.h2Pool, r.target, false);
     else if (r.endpoint?.meshed && meshOverH2) send = h2Send(hops.h2Pool, r.target, true);
     else send = h1Send(hops.h1Agent, r.target);
-    if (!r.endpoint) return { series, send };
-    const ep = r.endpoint;
-    return {
-      series,
-      send: async (h, body, hooks) => {
-        const done = balancer.start(ep);
-        try {
-          const res = await send(h, body, hooks);
-          res.body.once('close', done);
-          return res;
-        } catch (err) {
-          done();
-          throw err;
-        }
-      },
-    };
+    if (!r.endpoint || !r.dest) return { series, send };
+    return { series, send: balancedSend(balancerFor(r.dest), r.endpoint, send) };
   }
 
   /** Opaque TCP to an authority: the mesh transport to a meshed endpoint, else straight through. */

@@ -1,0 +1,198 @@
+/**
+ * The balancer of one destination's endpoints: P2C over peak-EWMA cost, minus the endpoints in a
+ * failure-accrual penalty box (DESIGN.md §5), and the send layer that feeds it outcomes.
+ */
+import { ConnectError, ConnectTimeoutError, PeerError } from '../../lib/errors.js';
+import type { Endpoint } from '../discovery/discovery.js';
+import type { Send, SendHooks } from '../http/exchange.js';
+import {
+  DEFAULT_DECAY_MS,
+  DEFAULT_RTT_MS,
+  PeakEwma,
+  type PeakEwmaOptions,
+  pickP2c,
+} from './balance-p2c-ewma.js';
+import {
+  DEFAULT_FAILURE_ACCRUAL,
+  type FailureAccrualOptions,
+  type Outcome,
+  PenaltyBox,
+} from './failure-accrual.js';
+
+export interface EndpointBalancerOptions {
+  readonly ewma: PeakEwmaOptions;
+  readonly accrual: FailureAccrualOptions;
+  /** Milliseconds on a monotonic clock (tests inject a fake one). */
+  readonly now: () => number;
+  /** Uniform in [0, 1) (tests inject a seeded one). */
+  readonly random: () => number;
+}
+
+const DEFAULTS: EndpointBalancerOptions = Object.freeze({
+  ewma: Object.freeze({ defaultRttMs: DEFAULT_RTT_MS, decayMs: DEFAULT_DECAY_MS }),
+  accrual: DEFAULT_FAILURE_ACCRUAL,
+  now: () => performance.now(),
+  random: Math.random,
+});
+
+/** One request in flight to an endpoint, as `EndpointBalancer.start` hands it out. */
+export interface EndpointRequest {
+  /** The response head arrived: records the latency to it and a success. */
+  responded(): void;
+  /** The endpoint failed the request (no response from it): records a failure. */
+  failed(): void;
+  /**
+   * The request no longer occupies the endpoint (response body closed, or the send failed).
+   * One that ends with neither `responded` nor `failed` (its client or a timeout cancelled it)
+   * counts as neither success nor failure, but its elapsed time is a latency sample (a lower
+   * bound: a hung endpoint must look slow). Only the first of each call counts.
+   */
+  end(): void;
+}
+
+interface EndpointState {
+  ewma: PeakEwma;
+  readonly box: PenaltyBox;
+  pending: number;
+}
+
+/**
+ * Per-destination balancer. State is keyed by endpoint address and dropped for addresses that
+ * leave the list passed to `pick`, so memory is bounded by the current endpoints.
+ */
+export class EndpointBalancer {
+  readonly #opts: EndpointBalancerOptions;
+  readonly #states = new Map<string, EndpointState>();
+  #lastList: readonly Endpoint[] | undefined;
+
+  constructor(opts: Partial<EndpointBalancerOptions> = {}) {
+    this.#opts = { ...DEFAULTS, ...opts };
+  }
+
+  /**
+   * Chooses the endpoint for one request, or undefined when none is usable (no endpoint with a
+   * positive weight outside the penalty box): the caller then fails fast (503 no endpoints), as
+   * Linkerd does, rather than send to an endpoint known to fail. An endpoint whose backoff has
+   * run out gets the probe: the first pick after the backoff returns it, and no other pick does
+   * until the probe's outcome is known.
+   */
+  pick(endpoints: readonly Endpoint[]): Endpoint | undefined {
+    if (endpoints !== this.#lastList) this.#retainOnly(endpoints);
+    const nowMs = this.#opts.now();
+    const candidates: Endpoint[] = [];
+    for (const ep of endpoints) {
+      if (!(ep.weight > 0)) continue;
+      const state = this.#state(ep.addr);
+      const availability = state.box.availability(nowMs);
+      if (availability === 'probe') {
+        state.box.claimProbe(nowMs);
+        return ep;
+      }
+      if (availability === 'ready') candidates.push(ep);
+    }
+    return pickP2c(candidates, (ep) => this.#cost(ep, nowMs), this.#opts.random);
+  }
+
+  /** Counts a request to `ep` as pending until `end()`; see EndpointRequest. */
+  start(ep: Endpoint): EndpointRequest {
+    // An endpoint that left discovery since the pick is forgotten again at the next list change.
+    const state = this.#state(ep.addr);
+    const startMs = this.#opts.now();
+    const isProbe = state.box.started();
+    state.pending++;
+    let recorded = false;
+    let ended = false;
+    const record = (outcome: Outcome) => {
+      if (recorded) return;
+      recorded = true;
+      const nowMs = this.#opts.now();
+      const elapsedMs = nowMs - startMs;
+      // A fast failure (ECONNREFUSED in microseconds) must not make the endpoint look fast.
+      const sampleMs = outcome === 'failure' ? Math.max(elapsedMs, this.#opts.ewma.defaultRttMs) : elapsedMs;
+      if (state.box.record(outcome, isProbe, nowMs)) {
+        // Back from the box: its latency history predates the outage; the probe starts it afresh.
+        state.ewma = new PeakEwma(this.#opts.ewma, nowMs);
+      }
+      state.ewma.observe(sampleMs, nowMs);
+    };
+    return {
+      responded: () => record('success'),
+      failed: () => record('failure'),
+      end: () => {
+        if (ended) return;
+        ended = true;
+        record('cancelled');
+        state.pending--;
+      },
+    };
+  }
+
+  /**
+   * `estimate * (pending + 1) / weight`. An endpoint never measured and idle costs 0, so the
+   * next request measures it (a new endpoint is not starved while its default decays); with a
+   * request pending it costs the default RTT per request like any other.
+   */
+  #cost(ep: Endpoint, nowMs: number): number {
+    const state = this.#state(ep.addr);
+    if (!state.ewma.sampled && state.pending === 0) return 0;
+    return (state.ewma.read(nowMs) * (state.pending + 1)) / ep.weight;
+  }
+
+  #state(addr: string): EndpointState {
+    let state = this.#states.get(addr);
+    if (!state) this.#states.set(addr, (state = this.#newState()));
+    return state;
+  }
+
+  #newState(): EndpointState {
+    return {
+      ewma: new PeakEwma(this.#opts.ewma, this.#opts.now()),
+      box: new PenaltyBox(this.#opts.accrual, this.#opts.random),
+      pending: 0,
+    };
+  }
+
+  #retainOnly(endpoints: readonly Endpoint[]): void {
+    this.#lastList = endpoints;
+    const keep = new Set(endpoints.map((ep) => ep.addr));
+    for (const addr of this.#states.keys()) if (!keep.has(addr)) this.#states.delete(addr);
+  }
+}
+
+/**
+ * Whether a send error means the endpoint itself failed: it could not be reached or broke the
+ * exchange before answering. An app's 5xx is a response, not an endpoint failure.
+ */
+export function isEndpointFailure(err: unknown): boolean {
+  return err instanceof ConnectError || err instanceof ConnectTimeoutError || err instanceof PeerError;
+}
+
+/**
+ * The balance layer of one request: wraps `send` to `ep` so that `balancer` sees it start,
+ * its latency to the response head, its failure, and its end (when the response body closes).
+ * A request cancelled by its client or by a timeout is not the endpoint's failure.
+ */
+export function balancedSend(balancer: EndpointBalancer, ep: Endpoint, send: Send): Send {
+  return async (head, body, hooks) => {
+    const request = balancer.start(ep);
+    let cancelled = false;
+    const tracked: SendHooks = {
+      onContinue: () => hooks.onContinue(),
+      onCancel: (cancel) =>
+        hooks.onCancel(() => {
+          cancelled = true;
+          cancel();
+        }),
+    };
+    try {
+      const res = await send(head, body, tracked);
+      request.responded();
+      res.body.once('close', request.end);
+      return res;
+    } catch (err) {
+      if (!cancelled && isEndpointFailure(err)) request.failed();
+      request.end();
+      throw err;
+    }
+  };
+}
