@@ -4,14 +4,24 @@
  */
 import { Command, CommanderError } from 'commander';
 import { WeftError } from '../lib/errors.js';
+import { registerApplyCommand } from './apply.js';
+import { registerControlCommand } from './control.js';
+import { registerDeleteCommand } from './delete.js';
 import { registerDemoCommand } from './demo.js';
+import { registerGetCommand } from './get.js';
 import { registerProxyCommand } from './proxy.js';
+import { registerUpCommands } from './up.js';
 
 const program = new Command('weft')
   .description('Weft: a lightweight, zero-config service mesh')
   .exitOverride();
 registerProxyCommand(program);
 registerDemoCommand(program);
+registerControlCommand(program);
+registerUpCommands(program);
+registerApplyCommand(program);
+registerGetCommand(program);
+registerDeleteCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,6 +1,6 @@
 /** `weft proxy`: runs one sidecar proxy in the foreground until SIGTERM/SIGINT or /shutdown. */
 import type { Command } from 'commander';
-import { flagFor } from '../lib/config.js';
+import { envWithFlags, settingOptions } from '../lib/config.js';
 import { newLogger } from '../lib/log.js';
 import { ENV_PREFIX, loadProxyConfig, PROXY_SETTINGS } from '../proxy/config.js';
 import { startProxy } from '../proxy/proxy.js';
@@ -9,10 +9,8 @@ export function registerProxyCommand(program: Command): void {
   const cmd = program
     .command('proxy')
     .description('run a sidecar proxy (settings from WEFT_PROXY_* or the flags below)');
-  for (const setting of Object.values(PROXY_SETTINGS)) {
-    if (setting.env === 'WEFT_PROXY_UPSTREAMS') continue;
-    cmd.option(`${flagFor(setting.env, ENV_PREFIX)} <value>`, `${setting.doc} [${setting.env}]`);
-  }
+  for (const [flags, doc] of settingOptions(PROXY_SETTINGS, ENV_PREFIX, ['WEFT_PROXY_UPSTREAMS']))
+    cmd.option(flags, doc);
   cmd.option(
     '--upstream <name=port>',
     'opaque upstream binding, repeatable [WEFT_PROXY_UPSTREAMS]',
@@ -29,14 +27,7 @@ export function envFromFlags(
   opts: Record<string, string | string[]>,
   env: NodeJS.ProcessEnv,
 ): Record<string, string | undefined> {
-  const merged: Record<string, string | undefined> = { ...env };
-  for (const setting of Object.values(PROXY_SETTINGS)) {
-    const key = flagFor(setting.env, ENV_PREFIX)
-      .slice(2)
-      .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    const v = opts[key];
-    if (typeof v === 'string') merged[setting.env] = v;
-  }
+  const merged = envWithFlags(PROXY_SETTINGS, ENV_PREFIX, opts, env);
   const ups = opts.upstream;
   if (Array.isArray(ups) && ups.length > 0) merged.WEFT_PROXY_UPSTREAMS = ups.join(',');
   return merged;

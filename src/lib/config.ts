@@ -59,6 +59,39 @@ export function flagFor(env: string, prefix: string): string {
   return `--${env.slice(prefix.length).toLowerCase().replaceAll('_', '-')}`;
 }
 
+/** The commander option name of a setting's flag: WEFT_PROXY_APP_PORT → appPort. */
+function optionKey(env: string, prefix: string): string {
+  return flagFor(env, prefix)
+    .slice(2)
+    .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** `[flags, description]` for one `--flag <value>` option per setting (except those in `skip`). */
+export function settingOptions(
+  spec: SettingsSpec,
+  prefix: string,
+  skip: readonly string[] = [],
+): [string, string][] {
+  return Object.values(spec)
+    .filter((s) => !skip.includes(s.env))
+    .map((s) => [`${flagFor(s.env, prefix)} <value>`, `${s.doc} [${s.env}]`]);
+}
+
+/** The environment with every flag given on the command line written over its variable. */
+export function envWithFlags(
+  spec: SettingsSpec,
+  prefix: string,
+  opts: Readonly<Record<string, unknown>>,
+  env: Readonly<Record<string, string | undefined>>,
+): Record<string, string | undefined> {
+  const merged: Record<string, string | undefined> = { ...env };
+  for (const setting of Object.values(spec)) {
+    const v = opts[optionKey(setting.env, prefix)];
+    if (typeof v === 'string') merged[setting.env] = v;
+  }
+  return merged;
+}
+
 // Parsers used by the settings tables.
 
 export const parseIntIn =

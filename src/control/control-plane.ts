@@ -1,0 +1,162 @@
+/**
+ * Assembles the control plane from its configuration (DESIGN.md §6): the embedded store in the
+ * state directory, the Destination watcher and its gRPC server; and takes it down gracefully.
+ * Services are added here as they arrive (identity, policy, the HTTP API), each with its own
+ * address in `addresses`.
+ */
+import type http from 'node:http';
+import type net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { destinationApi } from '../../proto/destination.js';
+import { formatHostPort, type HostPort, parseHostPort } from '../lib/addr.js';
+import { parseIntIn, parseOneOf, parseSettings, parseString, type SettingsOf } from '../lib/config.js';
+import { LOG_LEVELS, type Logger } from '../lib/log.js';
+import type { Store } from '../store/store.js';
+import { openEmbeddedStore } from '../store/store-embedded.js';
+import { newApiServer } from './api/api-server.js';
+import {
+  DEFAULT_MAX_QUEUED_UPDATES,
+  type DestinationServer,
+  newDestinationServer,
+} from './destination/destination-server.js';
+import { newDestinationWatcher } from './destination/destination-watcher.js';
+
+export const CONTROL_ENV_PREFIX = 'WEFT_CONTROL_';
+
+export const CONTROL_SETTINGS = {
+  state: {
+    env: 'WEFT_CONTROL_STATE',
+    default: '.weft',
+    parse: parseString,
+    doc: 'state directory of the embedded store (created if missing)',
+  },
+  destinationAddr: {
+    env: 'WEFT_CONTROL_DESTINATION_ADDR',
+    default: '127.0.0.1:8086',
+    parse: (raw: string): HostPort => parseHostPort(raw),
+    doc: 'listen address of the Destination gRPC service (port 0: any free port)',
+  },
+  apiAddr: {
+    env: 'WEFT_CONTROL_API_ADDR',
+    default: '127.0.0.1:8084',
+    parse: (raw: string): HostPort => parseHostPort(raw),
+    doc: 'listen address of the public HTTP/JSON API used by the CLI (port 0: any free port)',
+  },
+  destinationMaxQueuedUpdates: {
+    env: 'WEFT_CONTROL_DESTINATION_MAX_QUEUED_UPDATES',
+    default: String(DEFAULT_MAX_QUEUED_UPDATES),
+    parse: parseIntIn(1, 1_000_000),
+    doc: 'updates a Destination subscriber may fall behind before it is disconnected',
+  },
+  shutdownGraceMs: {
+    env: 'WEFT_CONTROL_SHUTDOWN_GRACE_MS',
+    default: '5000',
+    parse: parseIntIn(0, 3_600_000),
+    doc: 'ms open streams get to end after SIGTERM before connections are closed',
+  },
+  logLevel: {
+    env: 'WEFT_CONTROL_LOG_LEVEL',
+    default: 'info',
+    parse: parseOneOf(LOG_LEVELS),
+    doc: 'error|warn|info|debug|trace',
+  },
+} as const;
+
+export type ControlConfig = SettingsOf<typeof CONTROL_SETTINGS>;
+
+/** Parses the control-plane settings from an environment-like map; throws ConfigError listing every problem. */
+export function loadControlConfig(env: Readonly<Record<string, string | undefined>>): ControlConfig {
+  return parseSettings(CONTROL_SETTINGS, env);
+}
+
+export interface ControlPlaneAddresses {
+  /** `host:port` the Destination service listens on. */
+  readonly destination: string;
+  /** `host:port` of the public HTTP/JSON API. */
+  readonly api: string;
+}
+
+export interface RunningControlPlane {
+  readonly addresses: ControlPlaneAddresses;
+  /** The store every controller reads; an API server is wired to the same one. */
+  readonly store: Store;
+  readonly destination: DestinationServer;
+  /** Stops accepting, ends open streams (clients reconnect elsewhere or later), closes the store. Idempotent. */
+  shutdown(): Promise<void>;
+}
+
+/** Opens the store, indexes it, and serves Destination; rejects (and releases everything) on failure. */
+export async function startControlPlane(config: ControlConfig, log: Logger): Promise<RunningControlPlane> {
+  const store = await openEmbeddedStore({ stateDir: config.state });
+  const watcher = newDestinationWatcher(store, log);
+  const server = new grpc.Server({
+    // Notice clients that vanished without closing (a SIGKILLed proxy on another host).
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+  });
+  const destination = newDestinationServer(watcher, log, {
+    maxQueuedUpdates: config.destinationMaxQueuedUpdates,
+  });
+  const api = newApiServer(store, log);
+  let port: number;
+  let apiAddr: string;
+  try {
+    await watcher.start();
+    server.addService(destinationApi().service, destination.handlers);
+    const at = formatHostPort(config.destinationAddr);
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(at, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    apiAddr = await listenHttp(api, config.apiAddr);
+  } catch (err) {
+    api.close();
+    server.forceShutdown();
+    watcher.close();
+    await store.close();
+    throw err;
+  }
+  const addresses = Object.freeze({
+    destination: formatHostPort({ host: config.destinationAddr.host, port }),
+    api: apiAddr,
+  });
+
+  let closing: Promise<void> | undefined;
+  const shutdown = () =>
+    (closing ??= (async () => {
+      log.info('control plane shutting down', { graceMs: config.shutdownGraceMs });
+      destination.endStreams();
+      api.closeIdleConnections();
+      const apiClosed = new Promise<void>((resolve) => api.close(() => resolve()));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          log.warn('grace period over; closing remaining connections', { graceMs: config.shutdownGraceMs });
+          server.forceShutdown();
+          resolve();
+        }, config.shutdownGraceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      api.closeAllConnections();
+      await apiClosed;
+      watcher.close();
+      await store.close();
+      log.info('control plane shut down');
+    })());
+  return { addresses, store, destination, shutdown };
+}
+
+/** Binds an HTTP server; resolves with the bound `host:port`. */
+function listenHttp(server: http.Server, at: HostPort): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.removeListener('error', reject);
+      const a = server.address() as net.AddressInfo;
+      resolve(formatHostPort({ host: a.address, port: a.port }));
+    });
+  });
+}
