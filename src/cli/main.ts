@@ -10,6 +10,7 @@ import { registerDeleteCommand } from './delete.js';
 import { registerDemoCommand } from './demo.js';
 import { registerGetCommand } from './get.js';
 import { registerProxyCommand } from './proxy.js';
+import { registerRunCommand } from './run.js';
 import { registerUpCommands } from './up.js';
 
 const program = new Command('weft')
@@ -19,6 +20,7 @@ registerProxyCommand(program);
 registerDemoCommand(program);
 registerControlCommand(program);
 registerUpCommands(program);
+registerRunCommand(program);
 registerApplyCommand(program);
 registerGetCommand(program);
 registerDeleteCommand(program);

@@ -20,6 +20,11 @@ import {
   newDestinationServer,
 } from './destination/destination-server.js';
 import { newDestinationWatcher } from './destination/destination-watcher.js';
+import {
+  DEFAULT_HEALTH_FAILURE_THRESHOLD,
+  DEFAULT_HEALTH_INTERVAL_MS,
+  newWorkloadHealth,
+} from './health/workload-health.js';
 
 export const CONTROL_ENV_PREFIX = 'WEFT_CONTROL_';
 
@@ -47,6 +52,18 @@ export const CONTROL_SETTINGS = {
     default: String(DEFAULT_MAX_QUEUED_UPDATES),
     parse: parseIntIn(1, 1_000_000),
     doc: 'updates a Destination subscriber may fall behind before it is disconnected',
+  },
+  healthIntervalMs: {
+    env: 'WEFT_CONTROL_HEALTH_INTERVAL_MS',
+    default: String(DEFAULT_HEALTH_INTERVAL_MS),
+    parse: parseIntIn(50, 60_000),
+    doc: "ms between two liveness probes of a Workload's proxy (Workloads with spec.adminAddress)",
+  },
+  healthFailureThreshold: {
+    env: 'WEFT_CONTROL_HEALTH_FAILURE_THRESHOLD',
+    default: String(DEFAULT_HEALTH_FAILURE_THRESHOLD),
+    parse: parseIntIn(1, 100),
+    doc: 'failed liveness probes in a row that take a Workload out of discovery',
   },
   shutdownGraceMs: {
     env: 'WEFT_CONTROL_SHUTDOWN_GRACE_MS',
@@ -88,7 +105,11 @@ export interface RunningControlPlane {
 /** Opens the store, indexes it, and serves Destination; rejects (and releases everything) on failure. */
 export async function startControlPlane(config: ControlConfig, log: Logger): Promise<RunningControlPlane> {
   const store = await openEmbeddedStore({ stateDir: config.state });
-  const watcher = newDestinationWatcher(store, log);
+  const health = newWorkloadHealth(log, {
+    intervalMs: config.healthIntervalMs,
+    failureThreshold: config.healthFailureThreshold,
+  });
+  const watcher = newDestinationWatcher(store, log, health);
   const server = new grpc.Server({
     // Notice clients that vanished without closing (a SIGKILLed proxy on another host).
     'grpc.keepalive_time_ms': 30_000,
@@ -114,6 +135,7 @@ export async function startControlPlane(config: ControlConfig, log: Logger): Pro
     api.close();
     server.forceShutdown();
     watcher.close();
+    health.close();
     await store.close();
     throw err;
   }
@@ -143,6 +165,7 @@ export async function startControlPlane(config: ControlConfig, log: Logger): Pro
       api.closeAllConnections();
       await apiClosed;
       watcher.close();
+      health.close();
       await store.close();
       log.info('control plane shut down');
     })());

@@ -25,7 +25,7 @@ export interface UpstreamBinding {
   readonly name: string;
   readonly localPort: number;
 }
-const upstream = (raw: string): UpstreamBinding => {
+export const parseUpstreamBinding = (raw: string): UpstreamBinding => {
   const i = raw.lastIndexOf('=');
   if (i <= 0) throw new Error(`upstream "${raw}" is not NAME=PORT`);
   const localPort = parseIntIn(0, 65535)(raw.slice(i + 1));
@@ -79,7 +79,7 @@ export const PROXY_SETTINGS = {
   upstreams: {
     env: 'WEFT_PROXY_UPSTREAMS',
     default: '',
-    parse: parseList(upstream),
+    parse: parseList(parseUpstreamBinding),
     doc: 'opaque upstream bindings NAME=PORT (comma separated)',
   },
   opaquePorts: {

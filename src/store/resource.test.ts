@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkResource, compareVersions, formatFieldPath, validateResource } from './resource.js';
+import {
+  checkResource,
+  compareVersions,
+  formatFieldPath,
+  validateResource,
+  type WorkloadSpec,
+} from './resource.js';
 import { ValidationError } from './store-error.js';
 
 const service = (spec: unknown, metadata: unknown = { name: 'books' }) => ({
@@ -44,6 +50,20 @@ describe('validateResource', () => {
     assert.deepEqual(problemsOf({ apiVersion: 'weft.io/v1alpha1', ...route }), [
       'apiVersion: must be gateway.networking.k8s.io/v1 for kind HTTPRoute',
     ]);
+  });
+
+  it("checks a Workload's optional adminAddress as host:port", () => {
+    const w = (adminAddress: unknown) => ({
+      apiVersion: 'weft.io/v1alpha1',
+      kind: 'Workload',
+      metadata: { name: 'books-0' },
+      spec: { service: 'books', address: '127.0.0.1', port: 4143, adminAddress },
+    });
+    assert.equal((checkResource(w('127.0.0.1:4191')).spec as WorkloadSpec).adminAddress, '127.0.0.1:4191');
+    for (const bad of ['127.0.0.1', 'host:0', ':4191', 4191])
+      assert.deepEqual(problemsOf(w(bad)), [
+        "spec.adminAddress: must be host:port (the admin listener of the workload's proxy)",
+      ]);
   });
 
   it('rejects unknown kinds', () => {

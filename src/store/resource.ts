@@ -28,6 +28,12 @@ export interface WorkloadSpec {
   readonly port?: number;
   /** Expected TLS identity of the workload's proxy. */
   readonly identity?: string;
+  /**
+   * `host:port` of the admin listener of the workload's proxy. When set, the control plane
+   * probes its `GET /live` and leaves the workload out of discovery while it fails (a proxy that
+   * died without deregistering); when absent the workload is always an endpoint.
+   */
+  readonly adminAddress?: string;
 }
 
 /** Spec of a kind whose fields are not validated yet (arrives with its own issue). */
@@ -224,7 +230,7 @@ function validateServiceSpec(spec: Raw, report: Report): ServiceSpec {
 }
 
 function validateWorkloadSpec(spec: Raw, report: Report): WorkloadSpec {
-  rejectUnknown(spec, ['service', 'address', 'port', 'identity'], ['spec'], report);
+  rejectUnknown(spec, ['service', 'address', 'port', 'identity', 'adminAddress'], ['spec'], report);
   checkDnsLabel(spec.service, ['spec', 'service'], report);
   const address = spec.address;
   if (typeof address !== 'string' || (isIP(address) === 0 && !isHostName(address)))
@@ -232,6 +238,8 @@ function validateWorkloadSpec(spec: Raw, report: Report): WorkloadSpec {
   if (spec.port !== undefined) checkPort(spec.port, ['spec', 'port'], report);
   if (spec.identity !== undefined && (typeof spec.identity !== 'string' || spec.identity === ''))
     report(['spec', 'identity'], 'must be a non-empty string');
+  if (spec.adminAddress !== undefined && !isHostPort(spec.adminAddress))
+    report(['spec', 'adminAddress'], "must be host:port (the admin listener of the workload's proxy)");
   return spec as unknown as WorkloadSpec;
 }
 
@@ -243,6 +251,20 @@ function checkDnsLabel(v: unknown, path: FieldPath, report: Report): void {
 function checkPort(v: unknown, path: FieldPath, report: Report): void {
   if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535)
     report(path, 'must be an integer 1-65535');
+}
+
+function isHostPort(v: unknown): boolean {
+  if (typeof v !== 'string') return false;
+  const colon = v.lastIndexOf(':');
+  const host = v.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(v.slice(colon + 1));
+  return (
+    colon > 0 &&
+    Number.isInteger(port) &&
+    port >= 1 &&
+    port <= 65535 &&
+    (isIP(host) !== 0 || isHostName(host))
+  );
 }
 
 function isHostName(s: string): boolean {

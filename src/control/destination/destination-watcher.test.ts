@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,6 +9,7 @@ import type { DestinationProfile, Update } from '../../../proto/destination.js';
 import { newLogger } from '../../lib/log.js';
 import type { Store } from '../../store/store.js';
 import { openEmbeddedStore } from '../../store/store-embedded.js';
+import { newWorkloadHealth } from '../health/workload-health.js';
 import { type DestinationWatcher, newDestinationWatcher } from './destination-watcher.js';
 
 const log = newLogger('error', {}, () => {});
@@ -108,5 +111,42 @@ describe('destination watcher over the embedded store', () => {
     stop();
     stopProfile();
     stopIp();
+  });
+});
+
+describe('destination watcher with workload health', () => {
+  it('leaves out a Workload whose proxy stops answering /live, and adds it back when it answers again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'weft-watcher-health-'));
+    const store = await openEmbeddedStore({ stateDir: dir });
+    const health = newWorkloadHealth(log, { intervalMs: 50, failureThreshold: 2 });
+    const watcher = newDestinationWatcher(store, log, health);
+    const admin = http.createServer((_req, res) => res.end('live\n'));
+    await new Promise<void>((resolve) => admin.listen(0, '127.0.0.1', resolve));
+    const port = (admin.address() as net.AddressInfo).port;
+    try {
+      await store.apply(service('books'));
+      await store.apply(workload('books-0', 'books', '10.0.0.1')); // no adminAddress: never probed
+      const probed = workload('books-1', 'books', '10.0.0.2');
+      await store.apply({ ...probed, spec: { ...probed.spec, adminAddress: `127.0.0.1:${port}` } });
+      await watcher.start();
+      const seen: string[] = [];
+      const stop = watcher.subscribeEndpoints('books:80', (u) => seen.push(show(u)));
+      assert.deepEqual(seen, ['+10.0.0.1:80 +10.0.0.2:80']);
+      admin.closeAllConnections();
+      await new Promise<void>((resolve) => admin.close(() => resolve()));
+      await until(seen, 2);
+      assert.equal(seen[1], '-10.0.0.2:80');
+      await new Promise<void>((resolve) => admin.listen(port, '127.0.0.1', resolve));
+      await until(seen, 3);
+      assert.equal(seen[2], '+10.0.0.2:80');
+      stop();
+    } finally {
+      admin.closeAllConnections();
+      admin.close();
+      watcher.close();
+      health.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -8,6 +8,7 @@ import type { DestinationProfile, Update } from '../../../proto/destination.js';
 import type { Logger } from '../../lib/log.js';
 import type { Resource, ResourceKind } from '../../store/resource.js';
 import type { Store, WatchEvent } from '../../store/store.js';
+import type { WorkloadHealth } from '../health/workload-health.js';
 import {
   diffEndpointSets,
   type EndpointSet,
@@ -62,8 +63,16 @@ interface Topic {
 
 const serviceId = (namespace: string, name: string) => `${namespace}/${name}`;
 
-/** A watcher over `store` (started with `start()`). */
-export function newDestinationWatcher(store: Store, log: Logger): DestinationWatcher {
+/**
+ * A watcher over `store` (started with `start()`). With `health`, Workloads that declare
+ * `spec.adminAddress` are tracked there, and one it reports unready is left out of every endpoint
+ * set until it is ready again; without it (or for untracked Workloads) every Workload is an endpoint.
+ */
+export function newDestinationWatcher(
+  store: Store,
+  log: Logger,
+  health?: WorkloadHealth,
+): DestinationWatcher {
   const services = new Map<string, Resource<'Service'>>();
   /** Workloads by `namespace/name`, and by the Service they serve. */
   const workloads = new Map<string, Resource<'Workload'>>();
@@ -84,6 +93,8 @@ export function newDestinationWatcher(store: Store, log: Logger): DestinationWat
       touched.push(svc);
       workloads.delete(id);
     }
+    if (present && w.spec.adminAddress !== undefined) health?.track(id, w.spec.adminAddress);
+    else health?.untrack(id);
     if (present) {
       const svc = serviceId(w.metadata.namespace, w.spec.service);
       let m = workloadsByService.get(svc);
@@ -104,7 +115,13 @@ export function newDestinationWatcher(store: Store, log: Logger): DestinationWat
     if (!topic.key) return;
     const svc = serviceId(topic.key.namespace, topic.key.name);
     const service = services.get(svc);
-    const next = endpointSetOf(topic.key, service, workloadsByService.get(svc)?.values() ?? []);
+    const members = [...(workloadsByService.get(svc)?.entries() ?? [])];
+    const live = health ? members.filter(([id]) => health.isReady(id)) : members;
+    const next = endpointSetOf(
+      topic.key,
+      service,
+      live.map(([, w]) => w),
+    );
     const updates = diffEndpointSets(topic.set, next);
     topic.set = next;
     for (const u of updates) for (const l of topic.endpointListeners) l(u);
@@ -157,6 +174,11 @@ export function newDestinationWatcher(store: Store, log: Logger): DestinationWat
       store.watch(kind, { fromResourceVersion: list.resourceVersion }, (e) => onEvent(kind, e)),
     );
   }
+
+  const stopHealth = health?.onChange((id) => {
+    const w = workloads.get(id);
+    if (w) publish([serviceId(w.metadata.namespace, w.spec.service)]);
+  });
 
   function topicFor(authority: string): Topic {
     let topic = topics.get(authority);
@@ -234,6 +256,7 @@ export function newDestinationWatcher(store: Store, log: Logger): DestinationWat
     },
     close() {
       closed = true;
+      stopHealth?.();
       for (const stop of stops.values()) stop();
       stops.clear();
     },
