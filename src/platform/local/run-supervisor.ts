@@ -20,6 +20,8 @@ const PROXY_DRAIN_TIMEOUT_MS = 35_000;
 const APP_STOP_TIMEOUT_MS = 5_000;
 /** Exit code of `weft run` when its proxy dies before the app. */
 export const EXIT_PROXY_DIED = 70;
+/** After deregistering on SIGTERM, how long client proxies get to see it (they see it in ~10-100 ms). */
+const DEREGISTER_SETTLE_MS = 500;
 const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 type Exit = { code: number | null; signal: NodeJS.Signals | null };
@@ -61,7 +63,8 @@ export async function runInMesh(config: RunConfig, log: Logger): Promise<number>
     admin: proxy.admin,
     destination: formatHostPort(config.destinationAddr),
   });
-  const deregister = () => deleteWorkload(api, config.namespace, workload, log);
+  let deregistering: Promise<void> | undefined;
+  const deregister = () => (deregistering ??= deleteWorkload(api, config.namespace, workload, log));
 
   const app = spawn(config.command[0], config.command.slice(1), {
     env: appEnv(process.env, { appPort, outbound: proxy.outbound, upstreams: proxy.upstreams }),
@@ -71,7 +74,12 @@ export async function runInMesh(config: RunConfig, log: Logger): Promise<number>
     app.once('exit', (code, signal) => resolve({ code, signal }));
     app.once('error', resolve);
   });
-  const forward = (signal: NodeJS.Signals) => app.kill(signal);
+  // SIGTERM is how a replica is scaled down: leave discovery first and give client proxies a
+  // moment to stop picking this endpoint, then let the app drain. Other signals go at once.
+  const forward = (signal: NodeJS.Signals) => {
+    if (signal !== 'SIGTERM') return void app.kill(signal);
+    void deregister().then(() => setTimeout(() => app.kill('SIGTERM'), DEREGISTER_SETTLE_MS));
+  };
   for (const s of FORWARDED_SIGNALS) process.on(s, forward);
   try {
     const first = await Promise.race([
