@@ -35,14 +35,18 @@ export function newH1Agent(connector: Connector, maxSocketsPerHost: number): htt
 export function h1Send(agent: http.Agent, target: ConnectTarget): Send {
   return (head, body, hooks) =>
     sendOnce(agent, target, head, body, hooks).catch((err) => {
-      // A pooled connection the server had already closed: the request never reached it.
-      if (err instanceof StaleConnectionError && !head.hasBody)
+      // A pooled connection reset on reuse: most likely the server had closed it while idle, but
+      // it may have received the request, so only idempotent methods (RFC 9110 §9.2.2) without
+      // a body to replay are sent again.
+      if (err instanceof StaleConnectionError && !head.hasBody && IDEMPOTENT.has(head.method))
         return sendOnce(agent, target, head, body, hooks);
       throw err instanceof StaleConnectionError ? err.cause : err;
     });
 }
 
 class StaleConnectionError extends Error {}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 function sendOnce(
   agent: http.Agent,
