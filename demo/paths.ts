@@ -1,14 +1,7 @@
 /** Where the demo's files are, from either the compiled (dist/demo) or the source tree (demo/). */
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-function findRepoRoot(start: string): string {
-  for (let dir = start; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'bin', 'weft.js')) && existsSync(join(dir, 'package.json'))) return dir;
-    if (dirname(dir) === dir) throw new Error(`no repository root (bin/weft.js) above ${start}`);
-  }
-}
+import { findRepoRoot } from '../src/lib/repo-root.js';
 
 /** The repository root (the directory holding bin/weft.js). */
 export const REPO_ROOT: string = findRepoRoot(dirname(fileURLToPath(import.meta.url)));

@@ -15,6 +15,7 @@ import { type DestinationClient, destinationApi, type Update } from '../proto/de
 import type { Store } from '../src/store/store.js';
 import { openEmbeddedStore } from '../src/store/store-embedded.js';
 import { eventually } from './support/eventually.js';
+import { execExitCode } from './support/exec-exit-code.js';
 import { WEFT_BIN } from './support/paths.js';
 
 let dir: string;
@@ -54,7 +55,7 @@ describe('weft control', () => {
       execFile(
         process.execPath,
         [WEFT_BIN, 'control', '--destination-addr', 'nope', '--destination-max-queued-updates', '0'],
-        (err, _out, stderr) => resolve({ code: (err?.code as number | undefined) ?? 0, stderr }),
+        (err, _out, stderr) => resolve({ code: execExitCode(err), stderr }),
       ),
     );
     assert.equal(code, 2);
@@ -121,7 +122,7 @@ describe('weft control', () => {
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
     execFile(process.execPath, [WEFT_BIN, ...args], { timeout: 15_000 }, (err, stdout, stderr) =>
-      resolve({ code: (err?.code as number | undefined) ?? 0, stdout, stderr }),
+      resolve({ code: execExitCode(err), stdout, stderr }),
     ),
   );
 }

@@ -11,13 +11,10 @@ import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  loadControlConfig,
-  type RunningControlPlane,
-  startControlPlane,
-} from '../src/control/control-plane.js';
+import type { RunningControlPlane } from '../src/control/control-plane.js';
 import { newLogger } from '../src/lib/log.js';
 import { type HttpApp, startHttpApp } from './support/apps.js';
+import { startTestControlPlane } from './support/control-plane.js';
 import { curl } from './support/curl.js';
 import { eventually } from './support/eventually.js';
 import { type ProxyProcess, startProxy } from './support/proxy-process.js';
@@ -38,14 +35,7 @@ const replicas: Record<string, string> = {};
 let outbound: ProxyProcess;
 
 async function startControl(addr = '127.0.0.1:0'): Promise<RunningControlPlane> {
-  control = await startControlPlane(
-    loadControlConfig({
-      WEFT_CONTROL_STATE: dir,
-      WEFT_CONTROL_DESTINATION_ADDR: addr,
-      WEFT_CONTROL_API_ADDR: '127.0.0.1:0',
-    }),
-    log,
-  );
+  control = await startTestControlPlane({ stateDir: dir, log, destinationAddr: addr });
   return control;
 }
 

@@ -11,12 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { type DestinationClient, destinationApi, type Update } from '../proto/destination.js';
-import {
-  loadControlConfig,
-  type RunningControlPlane,
-  startControlPlane,
-} from '../src/control/control-plane.js';
+import type { RunningControlPlane } from '../src/control/control-plane.js';
 import { newLogger } from '../src/lib/log.js';
+import { startTestControlPlane } from './support/control-plane.js';
 import { eventually } from './support/eventually.js';
 
 const SERVICES = 20;
@@ -95,15 +92,11 @@ const percentile = (sorted: number[], p: number) =>
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'weft-fanout-'));
-  control = await startControlPlane(
-    loadControlConfig({
-      WEFT_CONTROL_STATE: dir,
-      WEFT_CONTROL_DESTINATION_ADDR: '127.0.0.1:0',
-      WEFT_CONTROL_API_ADDR: '127.0.0.1:0',
-      WEFT_CONTROL_DESTINATION_MAX_QUEUED_UPDATES: String(MAX_QUEUED),
-    }),
-    newLogger('info', {}, (l) => logLines.push(l)),
-  );
+  control = await startTestControlPlane({
+    stateDir: dir,
+    log: newLogger('info', {}, (l) => logLines.push(l)),
+    env: { WEFT_CONTROL_DESTINATION_MAX_QUEUED_UPDATES: String(MAX_QUEUED) },
+  });
   for (let i = 0; i < SERVICES; i++) {
     await control.store.apply({
       apiVersion: 'weft.io/v1alpha1',

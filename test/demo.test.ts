@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { parseHostPort } from '../src/lib/addr.js';
 import { newApiClient } from '../src/lib/api-client.js';
+import { isProcessAlive } from '../src/lib/process-alive.js';
 import { eventually } from './support/eventually.js';
 import { WEFT_BIN } from './support/paths.js';
 import { sampleSum } from './support/prom-text.js';
@@ -41,15 +42,6 @@ let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 const stdout: string[] = [];
 const stderr: string[] = [];
 let ready: Ready;
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function pidsOf(r: Ready | undefined): number[] {
   return (r?.members ?? []).flatMap((m) => [m.runPid, m.proxyPid, m.appPid]);
@@ -91,7 +83,7 @@ before(async () => {
 after(async () => {
   if (demo.exitCode === null && demo.signalCode === null) demo.kill('SIGKILL');
   await exited;
-  for (const pid of pidsOf(ready)) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of pidsOf(ready)) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -160,7 +152,7 @@ describe('weft demo', () => {
   it('stops everything it started on SIGTERM and exits 0 within 20 s', async (t) => {
     const pids = pidsOf(ready);
     assert.equal(pids.length, 15, 'five members, three processes each');
-    for (const pid of pids) assert.ok(isRunning(pid), `pid ${pid} runs before SIGTERM`);
+    for (const pid of pids) assert.ok(isProcessAlive(pid), `pid ${pid} runs before SIGTERM`);
     const start = performance.now();
     demo.kill('SIGTERM');
     const exit = await Promise.race([
@@ -169,6 +161,10 @@ describe('weft demo', () => {
     ]);
     t.diagnostic(`demo stopped in ${(performance.now() - start).toFixed(0)} ms`);
     assert.deepEqual(exit, { code: 0, signal: null }, `stderr:\n${stderr.slice(-20).join('\n')}`);
-    assert.deepEqual(pids.filter(isRunning), [], 'every weft run, proxy and app the demo started is gone');
+    assert.deepEqual(
+      pids.filter(isProcessAlive),
+      [],
+      'every weft run, proxy and app the demo started is gone',
+    );
   });
 });

@@ -22,14 +22,11 @@ import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  loadControlConfig,
-  type RunningControlPlane,
-  startControlPlane,
-} from '../src/control/control-plane.js';
+import type { RunningControlPlane } from '../src/control/control-plane.js';
 import { newLogger } from '../src/lib/log.js';
 import { RESOURCE_KINDS } from '../src/store/resource.js';
 import { echoHandler, type HttpApp, startHttpApp } from './support/apps.js';
+import { startTestControlPlane } from './support/control-plane.js';
 import { eventually } from './support/eventually.js';
 import { type LogEntry, type ProxyProcess, startProxy } from './support/proxy-process.js';
 
@@ -63,14 +60,7 @@ interface Replica {
 }
 
 async function startControl(addr = '127.0.0.1:0'): Promise<RunningControlPlane> {
-  control = await startControlPlane(
-    loadControlConfig({
-      WEFT_CONTROL_STATE: dir,
-      WEFT_CONTROL_DESTINATION_ADDR: addr,
-      WEFT_CONTROL_API_ADDR: '127.0.0.1:0',
-    }),
-    log,
-  );
+  control = await startTestControlPlane({ stateDir: dir, log, destinationAddr: addr });
   return control;
 }
 

@@ -150,8 +150,11 @@ async function assertNotReady(proxy: ProxyProcess): Promise<void> {
   let status: number;
   try {
     status = (await proxy.adminGet('/ready')).status;
-  } catch {
-    return; // admin listener gone: not ready either
+  } catch (err) {
+    // The admin listener is gone or closing: not ready either. Any other failure is a real one.
+    const code = (err as { cause?: { code?: string } }).cause?.code;
+    if (!['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET'].includes(code ?? '')) throw err;
+    return;
   }
   assert.equal(status, 503);
 }

@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
+import { execExitCode } from './support/exec-exit-code.js';
 import { WEFT_BIN } from './support/paths.js';
 
 let state: string;
@@ -28,7 +29,7 @@ const upArgs = () => [
 function weft(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
     execFile(process.execPath, [WEFT_BIN, ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
-      resolve({ code: (err?.code as number | undefined) ?? 0, stdout, stderr }),
+      resolve({ code: execExitCode(err), stdout, stderr }),
     ),
   );
 }
@@ -54,6 +55,7 @@ it('up --detach starts a background control plane that the CLI reaches; down sto
   assert.ok(api, up.stdout);
   assert.match(up.stdout, /destination \(gRPC\): +127\.0\.0\.1:\d+/);
   const pid = Number(readFileSync(join(state, 'control.pid'), 'utf8'));
+  assert.ok(Number.isInteger(pid) && pid > 0, `pid file holds ${pid}`);
   assert.doesNotThrow(() => process.kill(pid, 0), 'the control plane runs after `up` returned');
 
   const got = await weft(['get', 'services', '--api-addr', api]);

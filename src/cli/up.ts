@@ -13,6 +13,7 @@ import {
   type ControlPlaneAddresses,
 } from '../control/control-plane.js';
 import { settingOptions } from '../lib/config.js';
+import { isProcessAlive } from '../lib/process-alive.js';
 import { runControl } from './control.js';
 
 const PID_FILE = 'control.pid';
@@ -58,7 +59,7 @@ async function startDetached(opts: Record<string, unknown>): Promise<number> {
   mkdirSync(state, { recursive: true });
   const pidFile = path.join(state, PID_FILE);
   const running = readPid(pidFile);
-  if (running && isAlive(running)) {
+  if (running && isProcessAlive(running)) {
     process.stderr.write(
       `weft: a control plane is already running from ${state} (pid ${running}); \`weft down\` stops it\n`,
     );
@@ -90,7 +91,7 @@ async function startDetached(opts: Record<string, unknown>): Promise<number> {
 /** Polls the child's log for its ready line; undefined if it exits or the deadline passes. */
 async function waitForReady(logPath: string, pid: number): Promise<ControlPlaneAddresses | undefined> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline && isAlive(pid)) {
+  while (Date.now() < deadline && isProcessAlive(pid)) {
     for (const line of readFileSync(logPath, 'utf8').split('\n')) {
       if (!line.includes('"control plane ready"')) continue;
       const entry = JSON.parse(line) as ControlPlaneAddresses;
@@ -104,15 +105,15 @@ async function waitForReady(logPath: string, pid: number): Promise<ControlPlaneA
 async function stopDetached(state: string): Promise<number> {
   const pidFile = path.join(state, PID_FILE);
   const pid = readPid(pidFile);
-  if (!pid || !isAlive(pid)) {
+  if (!pid || !isProcessAlive(pid)) {
     rmSync(pidFile, { force: true });
     process.stdout.write(`no control plane is running from ${state}\n`);
     return 0;
   }
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + STOP_TIMEOUT_MS;
-  while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  while (isProcessAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
   rmSync(pidFile, { force: true });
   process.stdout.write(`Weft control plane stopped (pid ${pid}).\n`);
   return 0;
@@ -122,13 +123,4 @@ function readPid(file: string): number | undefined {
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, 'utf8').trim());
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

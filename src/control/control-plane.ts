@@ -4,12 +4,11 @@
  * Services are added here as they arrive (identity, policy, the HTTP API), each with its own
  * address in `addresses`.
  */
-import type http from 'node:http';
-import type net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { destinationApi } from '../../proto/destination.js';
 import { formatHostPort, type HostPort, parseHostPort } from '../lib/addr.js';
 import { parseIntIn, parseOneOf, parseSettings, parseString, type SettingsOf } from '../lib/config.js';
+import { listenOn } from '../lib/listen.js';
 import { LOG_LEVELS, type Logger } from '../lib/log.js';
 import type { Store } from '../store/store.js';
 import { openEmbeddedStore } from '../store/store-embedded.js';
@@ -130,7 +129,7 @@ export async function startControlPlane(config: ControlConfig, log: Logger): Pro
         err ? reject(err) : resolve(p),
       ),
     );
-    apiAddr = await listenHttp(api, config.apiAddr);
+    apiAddr = await listenOn(api, config.apiAddr);
   } catch (err) {
     api.close();
     server.forceShutdown();
@@ -170,16 +169,4 @@ export async function startControlPlane(config: ControlConfig, log: Logger): Pro
       log.info('control plane shut down');
     })());
   return { addresses, store, destination, shutdown };
-}
-
-/** Binds an HTTP server; resolves with the bound `host:port`. */
-function listenHttp(server: http.Server, at: HostPort): Promise<string> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at.port, at.host, () => {
-      server.removeListener('error', reject);
-      const a = server.address() as net.AddressInfo;
-      resolve(formatHostPort({ host: a.address, port: a.port }));
-    });
-  });
 }

@@ -7,6 +7,7 @@
 import type http from 'node:http';
 import type net from 'node:net';
 import { formatHostPort, parseHostPort } from '../lib/addr.js';
+import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/log.js';
 import { newAdminServer } from './admin/admin-server.js';
 import type { ProxyConfig } from './config.js';
@@ -113,13 +114,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       });
       const at = config.adminListenAddr;
       const a = admin;
-      adminAddr = await new Promise<string>((resolve, reject) => {
-        a.once('error', reject);
-        a.listen(at.port, at.host, () => {
-          const addr = a.address() as net.AddressInfo;
-          resolve(formatHostPort({ host: addr.address, port: addr.port }));
-        });
-      });
+      adminAddr = await listenOn(a, at);
     }
   } catch (err) {
     for (const l of listeners) l.server.close();

@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { link, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isProcessAlive } from '../lib/process-alive.js';
 import { StoreLockedError } from './store-error.js';
 
 const LOCK_FILE = 'state.lock';
@@ -99,12 +100,5 @@ async function breakStale(dir: string, lockPath: string, staleToken: string): Pr
 /** Whether the process named by a lock token (`pid token`) may still be running. */
 function isAlive(token: string): boolean {
   const pid = Number.parseInt(token, 10);
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
+  return pid === process.pid || isProcessAlive(pid);
 }

@@ -229,7 +229,6 @@ function headFor() {
     origProto: 'HTTP/1.1' as const,
     hasBody: false,
     grpc: false,
-    expectContinue: false,
     timeoutMs: 0,
   };
 }

@@ -45,7 +45,6 @@ export function h1RequestHead(
     origProto: req.httpVersionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1',
     hasBody: h1HasBody(req.headers),
     grpc: isGrpc(req.headers),
-    expectContinue: /100-continue/i.test(String(req.headers.expect ?? '')),
     timeoutMs,
   };
 }

@@ -41,7 +41,6 @@ export function h2RequestHead(
     origProto: orig === 'HTTP/1.0' || orig === 'HTTP/1.1' ? orig : 'HTTP/2',
     hasBody: !stream.endAfterHeaders,
     grpc: isGrpc(h),
-    expectContinue: /100-continue/i.test(String(h.expect ?? '')),
     timeoutMs,
   };
 }

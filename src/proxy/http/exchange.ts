@@ -20,7 +20,6 @@ export interface RequestHead {
   readonly origProto: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2';
   readonly hasBody: boolean;
   readonly grpc: boolean;
-  readonly expectContinue: boolean;
   /** Milliseconds to response headers (0: none). */
   readonly timeoutMs: number;
 }
@@ -80,19 +79,14 @@ export async function runExchange(
   const startMs = performance.now();
   let series: HttpSeries | undefined;
   let up: UpstreamResponse | undefined;
-  const abort = new Canceller();
-  let timer: NodeJS.Timeout | undefined;
+  const abort = new Canceller(down);
   try {
     const routed = await route(down.head);
     series = routed.series;
     series.request.inc();
     down.onAbort(() => abort.abort());
-    const hooks: SendHooks = { onContinue: () => down.sendContinue(), onCancel: (c) => abort.onCancel(c) };
-    const sending = routed.send(down.head, down.body, hooks);
-    up =
-      down.head.timeoutMs > 0
-        ? await withTimeout(sending, down.head.timeoutMs, abort, (t) => (timer = t))
-        : await sending;
+    const sending = routed.send(down.head, down.body, abort);
+    up = down.head.timeoutMs > 0 ? await withTimeout(sending, down.head.timeoutMs, abort) : await sending;
     await down.forward(up);
     const grpcStatus = headerValue(up.trailers()?.['grpc-status']) ?? headerValue(up.headers['grpc-status']);
     series.response(up.status, grpcStatus, undefined).observe(performance.now() - startMs);
@@ -108,23 +102,16 @@ export async function runExchange(
     series
       .response(status, down.head.grpc && !up ? grpcCodeFor(err) : undefined, err.reason)
       .observe(performance.now() - startMs);
-  } finally {
-    if (timer) clearTimeout(timer);
   }
 }
 
-function withTimeout<T>(
-  p: Promise<T>,
-  ms: number,
-  abort: Canceller,
-  keep: (t: NodeJS.Timeout) => void,
-): Promise<T> {
+/** `p`, or ResponseTimeoutError (and the send cancelled) after `ms`; the timer never outlives `p`. */
+function withTimeout<T>(p: Promise<T>, ms: number, abort: Canceller): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => {
       reject(new ResponseTimeoutError(ms));
       abort.abort();
     }, ms);
-    keep(t);
     p.then(
       (v) => {
         clearTimeout(t);
@@ -138,10 +125,22 @@ function withTimeout<T>(
   });
 }
 
-/** Runs the registered cancel function once, now or as soon as one is registered. */
-class Canceller {
+/**
+ * The hooks one send gets: 100 Continue goes to the client; the registered cancel function runs
+ * once, now or as soon as one is registered. One object per exchange, no closures.
+ */
+class Canceller implements SendHooks {
+  readonly #down: Downstream;
   #cancel: (() => void) | undefined;
   #aborted = false;
+
+  constructor(down: Downstream) {
+    this.#down = down;
+  }
+
+  onContinue(): void {
+    this.#down.sendContinue();
+  }
 
   onCancel(cancel: () => void): void {
     if (this.#aborted) cancel();

@@ -17,7 +17,8 @@ import { type HttpServers, newHttpServers } from '../http/servers.js';
 import { forwardUpgrade } from '../http/upgrade.js';
 import { h1Send } from '../http/upstream-h1.js';
 import { h2Send } from '../http/upstream-h2.js';
-import type { ConnectTarget } from '../tcp/connect.js';
+import type { HttpSeries } from '../metrics/proxy-metrics.js';
+import type { Connector, ConnectTarget } from '../tcp/connect.js';
 import { detectProtocol, detectResultLabel } from '../tcp/detect.js';
 import { joinSockets } from '../tcp/opaque.js';
 import { encodeTransportHeader } from '../tcp/transport-header.js';
@@ -29,6 +30,15 @@ export interface OutboundStack {
   /** Handles a connection accepted on the upstream binding for `authority` (opaque TCP). */
   acceptUpstream(socket: net.Socket, authority: string): void;
   drain(): void;
+}
+
+/** A routed endpoint's metric series, connector and sends (balanced), per client protocol. */
+interface EndpointRoute {
+  readonly authority: string;
+  readonly series: HttpSeries;
+  readonly connector: Connector;
+  readonly sendH1: Send;
+  readonly sendH2: Send;
 }
 
 /** Where a request or connection goes once discovery has answered. */
@@ -52,6 +62,10 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
   };
   const opaquePorts = new Set(config.opaquePorts);
   const meshOverH2 = config.meshHttp1Transport === 'h2';
+  // What a routed request needs of its endpoint, built once per Endpoint object (discovery
+  // replaces the object when an endpoint changes), so the hot path only looks it up.
+  const perEndpoint = new WeakMap<Endpoint, EndpointRoute>();
+  let listenPort: number | undefined;
 
   async function resolve(rawAuthority: string): Promise<Resolved> {
     let authority: string;
@@ -63,7 +77,11 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
     const dest = ctx.discovery ? await ctx.discovery.resolve(authority) : null;
     if (!dest) {
       const hp = parseHostPort(authority);
-      if (await reachesListener(hp.host, hp.port, listenAddr())) throw new LoopError(authority);
+      // Only an authority on the listener's own port can loop; only those pay for a lookup.
+      listenPort ??= portOf(listenAddr());
+      if (hp.port === listenPort && (await reachesListener(hp.host, hp.port, listenAddr()))) {
+        throw new LoopError(authority);
+      }
       return {
         authority,
         dest,
@@ -76,11 +94,25 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
     return { authority, dest, target: endpoint, endpoint };
   }
 
-  function dstLabels(ep: Endpoint | undefined): Record<string, string> | undefined {
-    if (!ep) return undefined;
-    const out: Record<string, string> = {};
-    for (const k in ep.labels) out[`dst_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`] = ep.labels[k];
-    return out;
+  /** The metric series and sends of `ep` as an endpoint of `authority` in `dest`. */
+  function endpointRoute(authority: string, dest: Destination, ep: Endpoint): EndpointRoute {
+    let er = perEndpoint.get(ep);
+    if (!er || er.authority !== authority) {
+      const labels: Record<string, string> = {};
+      for (const k in ep.labels) labels[`dst_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`] = ep.labels[k];
+      const balancer = balancerFor(dest);
+      const hops = ep.meshed ? ctx.mesh : ctx.direct;
+      const h1 = ep.meshed && meshOverH2 ? h2Send(hops.h2Pool, ep, true) : h1Send(hops.h1Agent, ep);
+      er = {
+        authority,
+        connector: hops.connector,
+        series: metrics.http('outbound', authority, ep.addr, TLS_PLAINTEXT, labels),
+        sendH2: balancedSend(balancer, ep, h2Send(hops.h2Pool, ep, false)),
+        sendH1: balancedSend(balancer, ep, h1),
+      };
+      perEndpoint.set(ep, er);
+    }
+    return er;
   }
 
   async function route(head: RequestHead): Promise<Routed> {
@@ -96,14 +128,17 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
         send: () => Promise.reject(err),
       };
     }
-    const series = metrics.http('outbound', r.authority, r.target.addr, TLS_PLAINTEXT, dstLabels(r.endpoint));
-    let send: Send;
-    const hops = r.endpoint?.meshed ? ctx.mesh : ctx.direct;
-    if (head.origProto === 'HTTP/2') send = h2Send(hops.h2Pool, r.target, false);
-    else if (r.endpoint?.meshed && meshOverH2) send = h2Send(hops.h2Pool, r.target, true);
-    else send = h1Send(hops.h1Agent, r.target);
-    if (!r.endpoint || !r.dest) return { series, send };
-    return { series, send: balancedSend(balancerFor(r.dest), r.endpoint, send) };
+    if (r.endpoint && r.dest) {
+      const er = endpointRoute(r.authority, r.dest, r.endpoint);
+      return { series: er.series, send: head.origProto === 'HTTP/2' ? er.sendH2 : er.sendH1 };
+    }
+    // Outside the mesh: straight to the authority, in the client's protocol.
+    const series = metrics.http('outbound', r.authority, r.target.addr, TLS_PLAINTEXT);
+    const send =
+      head.origProto === 'HTTP/2'
+        ? h2Send(ctx.direct.h2Pool, r.target, false)
+        : h1Send(ctx.direct.h1Agent, r.target);
+    return { series, send };
   }
 
   /** Opaque TCP to an authority: the mesh transport to a meshed endpoint, else straight through. */
@@ -137,15 +172,14 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
       const authority = hostOf(req) ?? defaultAuthority;
       if (!authority) throw new BadRequestError('upgrade request has no Host');
       const r = await resolve(authority);
-      const series = metrics.http(
-        'outbound',
-        r.authority,
-        r.target.addr,
-        TLS_PLAINTEXT,
-        dstLabels(r.endpoint),
-      );
-      const hops = r.endpoint?.meshed ? ctx.mesh : ctx.direct;
-      await forwardUpgrade(req, socket, head, r.target, path, authority, series, hops.connector);
+      const { series, connector } =
+        r.endpoint && r.dest
+          ? endpointRoute(r.authority, r.dest, r.endpoint)
+          : {
+              series: metrics.http('outbound', r.authority, r.target.addr, TLS_PLAINTEXT),
+              connector: ctx.direct.connector,
+            };
+      await forwardUpgrade(req, socket, head, r.target, path, authority, series, connector);
     } catch (e) {
       socket.end(rawH1ErrorResponse(asWeftError(e)));
     }
@@ -233,4 +267,8 @@ function absoluteToOrigin(url: string): string {
   } catch {
     throw new BadRequestError('invalid request target');
   }
+}
+
+function portOf(addr: string | undefined): number | undefined {
+  return addr === undefined ? undefined : parseHostPort(addr).port;
 }

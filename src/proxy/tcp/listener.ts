@@ -4,7 +4,8 @@
  * metrics recorded on close.
  */
 import net from 'node:net';
-import { formatHostPort, type HostPort } from '../../lib/addr.js';
+import type { HostPort } from '../../lib/addr.js';
+import { listenOn } from '../../lib/listen.js';
 import type { Direction, ProxyMetrics } from '../metrics/proxy-metrics.js';
 
 export interface Listener {
@@ -40,22 +41,15 @@ export function listen(
     socket.on('error', () => {});
     onSocket(socket);
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at.port, at.host, () => {
-      server.removeListener('error', reject);
-      const a = server.address() as net.AddressInfo;
-      resolve({
-        server,
-        addr: formatHostPort({ host: a.address, port: a.port }),
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-          }),
-        destroyAll: () => {
-          for (const s of sockets) s.destroy();
-        },
-      });
-    });
-  });
+  return listenOn(server, at).then((addr) => ({
+    server,
+    addr,
+    close: () =>
+      new Promise<void>((done) => {
+        server.close(() => done());
+      }),
+    destroyAll: () => {
+      for (const s of sockets) s.destroy();
+    },
+  }));
 }
