@@ -82,6 +82,7 @@ async function startControl() {
       WEFT_CONTROL_STATE: stateDir,
       WEFT_CONTROL_DESTINATION_ADDR: '127.0.0.1:0',
       WEFT_CONTROL_API_ADDR: '127.0.0.1:0',
+      WEFT_CONTROL_IDENTITY_ADDR: '127.0.0.1:0',
       WEFT_CONTROL_LOG_LEVEL: 'info',
     },
   });

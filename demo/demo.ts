@@ -87,6 +87,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         WEFT_CONTROL_STATE: opts.state,
         WEFT_CONTROL_API_ADDR: formatHostPort(opts.apiAddr),
         WEFT_CONTROL_DESTINATION_ADDR: formatHostPort(opts.destinationAddr),
+        // The demo's `weft run`s learn the Identity address from the API: any free port will do.
+        WEFT_CONTROL_IDENTITY_ADDR: '127.0.0.1:0',
         WEFT_CONTROL_SHUTDOWN_GRACE_MS: '1000',
         WEFT_CONTROL_LOG_LEVEL: 'warn',
       }),

@@ -4,10 +4,8 @@
  * loader both sides use. The proxy and the control plane share only this file and src/lib/
  * (DESIGN.md §10).
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { type GrpcApi, loadGrpcApi } from './load.js';
 
 export interface GetDestination {
   authority: string;
@@ -64,37 +62,12 @@ export interface DestinationHandlers extends grpc.UntypedServiceImplementation {
   GetProfile: grpc.handleServerStreamingCall<GetDestination, DestinationProfile>;
 }
 
-export interface DestinationApi {
-  readonly service: grpc.ServiceDefinition;
-  readonly Client: DestinationClientConstructor;
-}
+export type DestinationApi = GrpcApi<DestinationClientConstructor>;
 
 let loaded: DestinationApi | undefined;
 
 /** Loads proto/destination.proto once (synchronously) and returns its service and client. */
 export function destinationApi(): DestinationApi {
-  if (!loaded) {
-    const def = protoLoader.loadSync(protoPath(), {
-      keepCase: false,
-      longs: Number,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-    });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      weft: { destination: { v1: { Destination: grpc.ServiceClientConstructor } } };
-    };
-    const ctor = pkg.weft.destination.v1.Destination;
-    loaded = { service: ctor.service, Client: ctor as unknown as DestinationClientConstructor };
-  }
+  loaded ??= loadGrpcApi<DestinationClientConstructor>('destination.proto', 'weft.destination.v1', 'Destination');
   return loaded;
-}
-
-/** The .proto file next to this module's source: dist/proto/*.js → ../../proto, or proto/*.ts → ./. */
-function protoPath(): string {
-  for (const rel of ['../../proto/destination.proto', './destination.proto']) {
-    const path = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(path)) return path;
-  }
-  throw new Error('proto/destination.proto not found next to the compiled API module');
 }

@@ -66,7 +66,18 @@ describe('weft control', () => {
   it('serves what is stored, follows writes from another process, and drains on SIGTERM', async () => {
     const proc = spawn(
       process.execPath,
-      [WEFT_BIN, 'control', '--state', dir, '--destination-addr', '127.0.0.1:0', '--api-addr', '127.0.0.1:0'],
+      [
+        WEFT_BIN,
+        'control',
+        '--state',
+        dir,
+        '--destination-addr',
+        '127.0.0.1:0',
+        '--api-addr',
+        '127.0.0.1:0',
+        '--identity-addr',
+        '127.0.0.1:0',
+      ],
       {
         stdio: ['ignore', 'ignore', 'pipe'],
       },

@@ -15,6 +15,7 @@ import type { RunningControlPlane } from '../src/control/control-plane.js';
 import { newLogger } from '../src/lib/log.js';
 import { startTestControlPlane } from './support/control-plane.js';
 import { eventually } from './support/eventually.js';
+import { neverReadingSubscriber } from './support/never-reading-subscriber.js';
 
 const SERVICES = 20;
 const SUBSCRIBERS = 200;
@@ -50,29 +51,6 @@ interface Subscriber {
   readonly call: grpc.ClientReadableStream<Update>;
   readonly seenAt: Map<string, number>;
   messages: number;
-}
-
-/**
- * A Get stream from a plain HTTP/2 client that sends its request and then never reads: grpc-js
- * clients keep reading into memory even when the app does not, so they cannot play this part.
- */
-function neverReadingSubscriber(addr: string, authority: string) {
-  const session = http2.connect(`http://${addr}`);
-  session.on('error', () => {});
-  const req = session.request({
-    ':method': 'POST',
-    ':path': '/weft.destination.v1.Destination/Get',
-    'content-type': 'application/grpc',
-    te: 'trailers',
-  });
-  req.on('error', () => {});
-  const field = Buffer.from(authority);
-  const message = Buffer.concat([Buffer.from([0x0a, field.length]), field]); // GetDestination.authority
-  const prefix = Buffer.alloc(5); // uncompressed, 4-byte length
-  prefix.writeUInt32BE(message.length, 1);
-  req.end(Buffer.concat([prefix, message]));
-  req.pause();
-  return { session, req };
 }
 
 function subscribe(authority: string): Subscriber {

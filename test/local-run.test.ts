@@ -3,7 +3,8 @@
  * registers a Workload reachable as `books:<port>` through another proxy, gives the app PORT and
  * HTTP_PROXY, exits with a job's exit code leaving nothing behind, and a proxy that dies without
  * deregistering (SIGKILL) leaves discovery within 2 s, whether `weft run` survives it (it
- * deregisters) or is killed too (the control plane's liveness probe removes it).
+ * deregisters) or is killed too (the control plane's liveness probe removes it). A SIGKILL of
+ * `weft run` alone leaves no orphan: its app's whole process group and its proxy are gone within 2 s.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -23,10 +24,13 @@ import { isProcessAlive } from '../src/lib/process-alive.js';
 import { startTestControlPlane } from './support/control-plane.js';
 import { eventually } from './support/eventually.js';
 import { fixturePath, WEFT_BIN } from './support/paths.js';
+import { isProcessRunning } from './support/process-running.js';
 import { type ProxyProcess, startProxy } from './support/proxy-process.js';
 
 /** Issue 3: an endpoint whose proxy died without deregistering leaves discovery within this. */
 const REMOVAL_BOUND_MS = 2000;
+/** Issue 3: after a SIGKILL of `weft run`, its app (whole process group) and proxy are gone within this. */
+const ORPHAN_BOUND_MS = 2000;
 const APP = fixturePath('run-app.mjs');
 
 let dir: string;
@@ -264,22 +268,53 @@ describe('weft run', () => {
       assert.ok(removedMs < REMOVAL_BOUND_MS, `endpoint still listed after ${removedMs} ms`);
       // Nobody deleted it: the Workload is still stored, only left out of discovery.
       assert.ok(await api.get('Workload', 'default', String(reg.workload)));
+      // The app's watchdog does not depend on the proxy: the app goes too.
+      const goneMs = await msUntil(() => !isProcessRunning(app.pid));
+      assert.ok(goneMs < ORPHAN_BOUND_MS, `the app still ran ${goneMs} ms after the SIGKILLs`);
     } finally {
       watch.close();
-      process.kill(app.pid, 'SIGKILL');
+      if (isProcessAlive(app.pid)) process.kill(app.pid, 'SIGKILL');
       await api.delete('Workload', 'default', String(reg.workload));
     }
   });
 
-  it('stops its proxy when weft run alone is SIGKILLed', async () => {
-    const run = startRun(['--service', 'books'], ['node', APP, 'books-4']);
+  it('leaves no orphan when weft run alone is SIGKILLed: app group and proxy gone, endpoint removed', async (t) => {
+    // A shell-wrapped app: the shell is the app `weft run` started, the server is its child.
+    const run = startRun(['--service', 'books'], ['sh', '-c', 'node "$0" books-4; echo unreachable', APP]);
     const reg = await registered(run);
     const app = await appListening(run);
-    run.child.kill('SIGKILL');
+    const shellPid = await eventually(() => {
+      const e = run.logs.find((l) => l.msg === 'app started');
+      assert.ok(e, 'no "app started" line yet');
+      return Number(e.pid);
+    });
+    const proxyPid = Number(reg.proxyPid);
+    const svcPort = (await api.get('Service', 'default', 'books'))!.spec.ports[0].port;
+    const watch = watchEndpoints(`books:${svcPort}`);
     try {
-      await eventually(() => assert.ok(!isProcessAlive(Number(reg.proxyPid)), 'the proxy still runs'));
+      await eventually(() => assert.ok(watch.addrs.has(String(reg.inbound))));
+      assert.notEqual(shellPid, app.pid, 'the server runs under the shell');
+      for (const [what, pid] of [
+        ['shell', shellPid],
+        ['server', app.pid],
+        ['proxy', proxyPid],
+      ] as const)
+        assert.ok(isProcessAlive(pid), `the ${what} (pid ${pid}) runs before the SIGKILL`);
+      run.child.kill('SIGKILL');
+      const [appMs, proxyMs, removedMs] = await Promise.all([
+        msUntil(() => !isProcessRunning(shellPid) && !isProcessRunning(app.pid)),
+        msUntil(() => !isProcessRunning(proxyPid)),
+        msUntil(() => !watch.addrs.has(String(reg.inbound))),
+      ]);
+      t.diagnostic(
+        `after SIGKILL of weft run: app group gone in ${appMs.toFixed(0)} ms, proxy in ${proxyMs.toFixed(0)} ms, endpoint removed in ${removedMs.toFixed(0)} ms`,
+      );
+      assert.ok(appMs < ORPHAN_BOUND_MS, `the app still ran ${appMs} ms after the SIGKILL`);
+      assert.ok(proxyMs < ORPHAN_BOUND_MS, `the proxy still ran ${proxyMs} ms after the SIGKILL`);
+      assert.ok(removedMs < REMOVAL_BOUND_MS, `endpoint still listed after ${removedMs} ms`);
     } finally {
-      process.kill(app.pid, 'SIGKILL');
+      watch.close();
+      for (const pid of [shellPid, app.pid, proxyPid]) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
       await api.delete('Workload', 'default', String(reg.workload));
     }
   });

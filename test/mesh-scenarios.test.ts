@@ -12,6 +12,9 @@
  * 3. Control plane killed under load: zero failures while it is down (fail static); a new control
  *    plane on the same address and state directory has every resource, and a replica registered
  *    there reaches the client proxy (resubscribed after its reconnect backoff).
+ * 4. A replica's proxy stopped without deregistering (SIGTERM, its Workload left in the store, as
+ *    when `weft run` itself is killed): zero failed requests. Requests that meet its refused port
+ *    are sent again to another replica (regression: 1-3 of them got 502 ECONNREFUSED).
  *
  * Every wait is bounded and generous (a noisy 2-core machine); the measured figures are printed
  * as test diagnostics.
@@ -28,6 +31,7 @@ import { RESOURCE_KINDS } from '../src/store/resource.js';
 import { echoHandler, type HttpApp, startHttpApp } from './support/apps.js';
 import { startTestControlPlane } from './support/control-plane.js';
 import { eventually } from './support/eventually.js';
+import { sampleSum } from './support/prom-text.js';
 import { type LogEntry, type ProxyProcess, startProxy } from './support/proxy-process.js';
 
 const SERVICE = 'books';
@@ -401,5 +405,31 @@ describe('mesh scenarios: one client proxy, replicas behind their own proxies, d
         `${seenMs.toFixed(0)} ms after store.apply; failed stream attempts at ms+retry: ${attempts.join(', ')}`,
     );
     assert.ok(seenMs < RESUBSCRIBE_BOUND_MS);
+  });
+
+  it('a replica proxy stopped without deregistering: zero failed requests', async (t) => {
+    const d = replicas.get('books-d') as Replica;
+    const load = startLoad({ maxMs: 10_000, pathOf: (i) => (i % 4 === 3 ? '/slow/50' : '/') });
+    let result: LoadResult;
+    try {
+      await sleep(1000);
+      assert.ok(d.app.requestCount() > 0, 'books-d serves before its proxy stops');
+      // Its Workload stays: the client proxy learns nothing until the liveness probes notice.
+      const exit = await d.proxy.stop('SIGTERM', 20_000);
+      assert.deepEqual(exit, { code: 0, signal: null });
+      await sleep(3000);
+    } finally {
+      result = await load.stop();
+    }
+    const retried = sampleSum(await client.metrics(), 'retry_total', {
+      authority: AUTHORITY,
+      reason: 'connect',
+    });
+    t.diagnostic(
+      `replica proxy stopped without deregistering: ${result.ok} requests, ${result.failures.length} failed, ` +
+        `${retried} sent again after a connect failure`,
+    );
+    assert.deepEqual(result.failures, []);
+    assert.ok(result.ok > 50, `the load ran (${result.ok} requests)`);
   });
 });

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LATENCY_BUCKETS_MS } from '../src/proxy/metrics/registry.js';
+import { LATENCY_BUCKETS_MS } from '../src/lib/metrics/registry.js';
 import {
   grpcClient,
   type HttpApp,
@@ -21,6 +21,7 @@ import {
 } from './support/apps.js';
 import { curl } from './support/curl.js';
 import { eventually } from './support/eventually.js';
+import { promtoolCheckMetrics } from './support/promtool.js';
 import { type ProxyProcess, startProxy, writeDestinationsFile } from './support/proxy-process.js';
 
 type Labels = Record<string, string>;
@@ -69,23 +70,6 @@ function labelKey(labels: Labels): string {
 
 function value(samples: Sample[], name: string, labels: Labels): number | undefined {
   return samples.find((s) => s.name === name && sameLabels(s.labels, labels))?.value;
-}
-
-/** Runs `promtool check metrics` on `exposition`: its exit code and every line it printed. */
-function promtoolCheck(exposition: string): Promise<{ code: number | null; lines: string[] }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c) => (output += c));
-    child.stderr.on('data', (c) => (output += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, lines: output.split('\n').filter((l) => l.trim() !== '') });
-    });
-    child.stdin.end(exposition);
-  });
 }
 
 /** A port free right now on 127.0.0.1 (for programs that cannot be told to pick one). */
@@ -370,7 +354,7 @@ describe('metrics after a known mix of requests', () => {
 
   it('passes promtool check metrics (only the Linkerd latency name may be linted)', async () => {
     for (const proxy of [outbound, inHttp, inGrpc]) {
-      const { code, lines } = await promtoolCheck(await proxy.metrics());
+      const { code, lines } = await promtoolCheckMetrics(await proxy.metrics());
       if (code === 0) continue;
       assert.equal(code, 3, `promtool exit ${code}:\n${lines.join('\n')}`);
       assert.deepEqual(lines, [ALLOWED_LINT]);

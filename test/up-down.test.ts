@@ -24,6 +24,8 @@ const upArgs = () => [
   '127.0.0.1:0',
   '--api-addr',
   '127.0.0.1:0',
+  '--identity-addr',
+  '127.0.0.1:0',
 ];
 
 function weft(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

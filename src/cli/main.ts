@@ -5,10 +5,13 @@
 import { Command, CommanderError } from 'commander';
 import { WeftError } from '../lib/errors.js';
 import { registerApplyCommand } from './apply.js';
+import { registerCheckCommand } from './check.js';
 import { registerControlCommand } from './control.js';
 import { registerDeleteCommand } from './delete.js';
 import { registerDemoCommand } from './demo.js';
 import { registerGetCommand } from './get.js';
+import { registerIdentityCommand } from './identity.js';
+import { registerPolicyCommand } from './policy.js';
 import { registerProxyCommand } from './proxy.js';
 import { registerRunCommand } from './run.js';
 import { registerUpCommands } from './up.js';
@@ -24,6 +27,9 @@ registerRunCommand(program);
 registerApplyCommand(program);
 registerGetCommand(program);
 registerDeleteCommand(program);
+registerIdentityCommand(program);
+registerPolicyCommand(program);
+registerCheckCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -28,6 +28,7 @@ const KIND_COLUMNS: Readonly<Record<ResourceKind, { normal: Column[]; wide: Colu
   HTTPRoute: { normal: [], wide: [] },
   GRPCRoute: { normal: [], wide: [] },
   Profile: { normal: [], wide: [] },
+  Namespace: { normal: [], wide: [] },
 };
 
 const LABELS: Column = { header: 'LABELS', value: (r) => labels(r) };

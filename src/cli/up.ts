@@ -45,6 +45,7 @@ export function renderUp(addresses: ControlPlaneAddresses, state: string, pid?: 
     `Weft control plane is up${pid ? ` (pid ${pid})` : ''}.`,
     `  destination (gRPC): ${addresses.destination}`,
     `  API (HTTP/JSON):    http://${addresses.api}`,
+    `  identity (TLS):     ${addresses.identity}`,
     `  state:              ${path.resolve(state)}`,
     '',
   ].join('\n');
@@ -95,7 +96,7 @@ async function waitForReady(logPath: string, pid: number): Promise<ControlPlaneA
     for (const line of readFileSync(logPath, 'utf8').split('\n')) {
       if (!line.includes('"control plane ready"')) continue;
       const entry = JSON.parse(line) as ControlPlaneAddresses;
-      return { destination: entry.destination, api: entry.api };
+      return { destination: entry.destination, api: entry.api, identity: entry.identity };
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -110,6 +110,20 @@ export function newApiClient(addr: HostPort, options: ApiClientOptions = {}): Ap
   };
 }
 
+/**
+ * One request to the API, for the typed clients beside this one (api-client-identity.ts):
+ * resolves with the parsed JSON, or the text of a `text/plain` answer; rejects like ApiClient.
+ */
+export function apiRequest(
+  addr: HostPort,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 30_000,
+): Promise<unknown> {
+  return request(addr, formatHostPort(addr), timeoutMs, method, path, body);
+}
+
 function request(
   addr: HostPort,
   where: string,
@@ -147,6 +161,8 @@ function request(
       res.on('error', (err) => reject(new ApiUnreachableError(where, `answer cut: ${err.message}`, err)));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
+        const ok = (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300;
+        if (ok && res.headers['content-type']?.startsWith('text/plain')) return resolve(text);
         let json: unknown;
         try {
           json = JSON.parse(text);

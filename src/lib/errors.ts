@@ -40,6 +40,22 @@ export class NoEndpointsError extends WeftError {
   }
 }
 
+/** The destination has no endpoint and its queue of requests waiting for one is full. */
+export class LoadShedError extends WeftError {
+  constructor(
+    readonly authority: string,
+    capacity: number,
+  ) {
+    super(
+      'WEFT_ERR_LOAD_SHED',
+      503,
+      'connection_limit_reached',
+      'load shed',
+      `load shed: ${capacity} requests already wait for an endpoint of ${authority}`,
+    );
+  }
+}
+
 /** A TCP connection to the next hop could not be made. */
 export class ConnectError extends WeftError {
   constructor(addr: string, cause: unknown) {
@@ -124,6 +140,26 @@ export class LoopError extends WeftError {
       'proxy_loop_detected',
       'loop detected',
       `request to ${addr} would loop back into the proxy`,
+    );
+  }
+}
+
+/**
+ * Inbound authorization policy refused the request (docs/policy.md): 403, or PERMISSION_DENIED
+ * for gRPC. The reason (the `weft-proxy-error` header and the `error` metric label) names the
+ * Server, a bounded set; the message adds the client and what was considered.
+ */
+export class AuthorizationDeniedError extends WeftError {
+  constructor(
+    readonly server: string,
+    detail: string,
+  ) {
+    super(
+      'WEFT_ERR_UNAUTHORIZED',
+      403,
+      'http_request_denied',
+      `unauthorized: no authorization for this client on server ${server}`,
+      `request denied: ${detail}`,
     );
   }
 }

@@ -3,6 +3,7 @@
  * by `loadProxyConfig`, frozen, and shown as-is on the admin `/config` endpoint.
  */
 import { type HostPort, parseHostPort } from '../lib/addr.js';
+import { DEFAULT_POLICIES } from '../lib/authz.js';
 import {
   parseIntIn,
   parseList,
@@ -32,6 +33,13 @@ export const parseUpstreamBinding = (raw: string): UpstreamBinding => {
   const name = raw.slice(0, i).trim();
   parseHostPort(name, localPort || 80);
   return { name, localPort };
+};
+
+/** `spiffe://<trust-domain>/<path>` with a non-empty trust domain and path. */
+export const parseSpiffeId = (raw: string): string => {
+  if (!/^spiffe:\/\/[a-z0-9._-]+\/[^?#\s]+$/.test(raw) || raw.endsWith('/'))
+    throw new Error('expected spiffe://<trust-domain>/ns/<namespace>/sa/<account>');
+  return raw;
 };
 
 export const PROXY_SETTINGS = {
@@ -132,11 +140,72 @@ export const PROXY_SETTINGS = {
     parse: parseOneOf(['h2', 'http1'] as const),
     doc: 'how HTTP/1 requests travel to meshed peers: h2 (multiplexed, one connection per peer) or http1 (keep-alive pool)',
   },
+  identity: {
+    env: 'WEFT_PROXY_IDENTITY',
+    parse: parseSpiffeId,
+    doc: "this workload's SPIFFE ID (docs/identity.md); unset: no identity, plaintext to the mesh",
+  },
+  identityAddr: {
+    env: 'WEFT_PROXY_IDENTITY_ADDR',
+    parse: (raw: string): HostPort => parseHostPort(raw),
+    doc: 'control plane Identity service address host:port (TLS)',
+  },
+  identityTokenFile: {
+    env: 'WEFT_PROXY_IDENTITY_TOKEN_FILE',
+    parse: parseString,
+    doc: 'file holding the one-time bootstrap token (read once at start)',
+  },
+  identityTrustAnchorsFile: {
+    env: 'WEFT_PROXY_IDENTITY_TRUST_ANCHORS_FILE',
+    parse: parseString,
+    doc: 'PEM file of the initial trust anchors',
+  },
+  workloadNamespace: {
+    env: 'WEFT_PROXY_WORKLOAD_NAMESPACE',
+    default: 'default',
+    parse: parseString,
+    doc: "this workload's namespace (asked for its inbound policy, docs/policy.md)",
+  },
+  workloadService: {
+    env: 'WEFT_PROXY_WORKLOAD_SERVICE',
+    parse: parseString,
+    doc: 'the Service this workload serves, for its inbound policy from the control plane (without it: found by WEFT_PROXY_IDENTITY)',
+  },
+  workloadName: {
+    env: 'WEFT_PROXY_WORKLOAD_NAME',
+    parse: parseString,
+    doc: "this workload's Workload name, for Servers that select one workload (optional)",
+  },
+  defaultInboundPolicy: {
+    env: 'WEFT_PROXY_DEFAULT_INBOUND_POLICY',
+    default: 'all-unauthenticated',
+    parse: parseOneOf(DEFAULT_POLICIES),
+    doc: 'inbound policy without a control plane, or before its first answer (all-unauthenticated|all-authenticated|deny|audit)',
+  },
   logLevel: {
     env: 'WEFT_PROXY_LOG_LEVEL',
     default: 'info',
     parse: parseOneOf(LOG_LEVELS),
     doc: 'error|warn|info|debug|trace',
+  },
+  failfastTimeoutMs: {
+    env: 'WEFT_PROXY_FAILFAST_TIMEOUT_MS',
+    // Linkerd's outbound failfast timeout is 3 s too.
+    default: '3000',
+    parse: parseIntIn(0, 600_000),
+    doc: 'ms a request (or opaque connection) to a known destination waits for an available endpoint before 503 no endpoints (0: fails at once)',
+  },
+  balancerQueueCapacity: {
+    env: 'WEFT_PROXY_BALANCER_QUEUE_CAPACITY',
+    default: '100',
+    parse: parseIntIn(0, 1_000_000),
+    doc: 'requests per destination that may wait for an endpoint at once; more get 503 load shed',
+  },
+  destinationIdleMs: {
+    env: 'WEFT_PROXY_DESTINATION_IDLE_MS',
+    default: '300000',
+    parse: parseIntIn(1, 86_400_000),
+    doc: 'ms a destination looked up from the control plane may go unused before its streams are closed',
   },
 } as const;
 
@@ -161,6 +230,23 @@ export function loadProxyConfig(env: Readonly<Record<string, string | undefined>
       'WEFT_PROXY_APP_PORT: required while the inbound listener is enabled (or set WEFT_PROXY_INBOUND_LISTEN_ADDR=none)',
     );
   }
+  problems.push(...identityProblems(env));
   if (problems.length > 0 || !config) throw new ConfigError(problems);
   return config;
+}
+
+/** The identity settings go together: all four or none (docs/identity.md). */
+const IDENTITY_ENVS = [
+  PROXY_SETTINGS.identity.env,
+  PROXY_SETTINGS.identityAddr.env,
+  PROXY_SETTINGS.identityTokenFile.env,
+  PROXY_SETTINGS.identityTrustAnchorsFile.env,
+] as const;
+
+function identityProblems(env: Readonly<Record<string, string | undefined>>): string[] {
+  const set = IDENTITY_ENVS.filter((e) => env[e] !== undefined && env[e] !== '');
+  if (set.length === 0 || set.length === IDENTITY_ENVS.length) return [];
+  return IDENTITY_ENVS.filter((e) => !set.includes(e)).map(
+    (e) => `${e}: required when ${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} set`,
+  );
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../lib/log.js';
 import type { ProxyConfig } from './config.js';
 import type { Discovery } from './discovery/discovery.js';
 import type { H2Pool } from './http/h2-pool.js';
+import type { LocalIdentity } from './identity/local-identity.js';
 import type { ProxyMetrics } from './metrics/proxy-metrics.js';
 import type { Connector } from './tcp/connect.js';
 
@@ -15,8 +16,16 @@ export interface ProxyContext {
   readonly discovery: Discovery | null;
   /** Connections to the workload's own app and to servers outside the mesh. */
   readonly direct: NextHops;
-  /** Connections to peer inbound proxies (mTLS slots in here as the mesh connector). */
+  /**
+   * Connections to peer inbound proxies: mTLS (src/proxy/tls/mesh-connector.ts) to endpoints with
+   * an identity when this proxy has one, plain TCP otherwise.
+   */
   readonly mesh: NextHops;
+  /**
+   * This workload's certificate and trust anchors (docs/identity.md), or null when no identity is
+   * configured: meshed hops are then plaintext.
+   */
+  readonly identity: LocalIdentity | null;
   /** True once shutdown began: responses close their connections, listeners are closed. */
   draining: boolean;
 }
@@ -28,5 +37,8 @@ export interface NextHops {
   readonly h1Agent: http.Agent;
 }
 
-/** The `tls` metric label value until mTLS exists: every hop is plaintext. */
+/**
+ * The `tls` label of series that belong to no peer (requests refused before routing). Per-peer
+ * series take theirs from src/proxy/tls/tls-labels.ts.
+ */
 export const TLS_PLAINTEXT = 'false';

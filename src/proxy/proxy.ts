@@ -9,6 +9,7 @@ import type net from 'node:net';
 import { formatHostPort, parseHostPort } from '../lib/addr.js';
 import { listenOn } from '../lib/listen.js';
 import type { Logger } from '../lib/log.js';
+import { registerProcessMetrics } from '../lib/metrics/process-metrics.js';
 import { newAdminServer } from './admin/admin-server.js';
 import type { ProxyConfig } from './config.js';
 import type { NextHops, ProxyContext } from './context.js';
@@ -16,11 +17,15 @@ import { newGrpcDiscovery } from './discovery/discovery-grpc.js';
 import { newStaticDiscovery } from './discovery/discovery-static.js';
 import { H2Pool } from './http/h2-pool.js';
 import { newH1Agent } from './http/upstream-h1.js';
+import { identityServing, identityStatus, newProxyIdentity } from './identity/proxy-identity.js';
 import { newInboundStack } from './inbound/inbound-stack.js';
 import { ProxyMetrics } from './metrics/proxy-metrics.js';
 import { newOutboundStack } from './outbound/outbound-stack.js';
+import { newInboundAuthz } from './policy/inbound-authz.js';
+import { type InboundPolicySource, policySourceFor } from './policy/policy-client.js';
 import { type Connector, newTcpConnector } from './tcp/connect.js';
 import { type Listener, listen } from './tcp/listener.js';
+import { newMeshConnector } from './tls/mesh-connector.js';
 
 export interface RunningProxy {
   readonly outbound?: string;
@@ -38,20 +43,31 @@ const MAX_H1_CONNECTIONS_PER_HOST = 256;
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
   const metrics = new ProxyMetrics();
+  registerProcessMetrics(metrics.registry);
+  // Started first: the certificate is being fetched while the listeners bind; /ready waits for it.
+  const identity = await newProxyIdentity(config, metrics, log);
   const ctx: ProxyContext = {
     config,
     log,
     metrics,
     discovery: config.destinationAddr
-      ? newGrpcDiscovery(formatHostPort(config.destinationAddr), log)
+      ? newGrpcDiscovery(formatHostPort(config.destinationAddr), log, { idleMs: config.destinationIdleMs })
       : config.destinations
         ? newStaticDiscovery(config.destinations, log)
         : null,
     direct: newNextHops(newTcpConnector(config.connectTimeoutMs), log),
-    mesh: newNextHops(newTcpConnector(config.connectTimeoutMs), log),
+    // With an identity, mTLS to every meshed endpoint whose identity discovery knows.
+    mesh: newNextHops(
+      identity
+        ? newMeshConnector(identity, config.connectTimeoutMs)
+        : newTcpConnector(config.connectTimeoutMs),
+      log,
+    ),
+    identity,
     draining: false,
   };
   const listeners: Listener[] = [];
+  let policy: InboundPolicySource | undefined;
   const drains: (() => void)[] = [];
   let admin: http.Server | undefined;
   let adminAddr: string | undefined;
@@ -92,7 +108,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     if (config.inboundListenAddr) {
       if (config.appPort === undefined)
         throw new Error('WEFT_PROXY_APP_PORT is required when the inbound listener is enabled');
-      const inbound = newInboundStack(ctx, config.appPort);
+      // Inbound authorization (docs/policy.md): the control plane's policy for this workload, or the proxy default.
+      policy = policySourceFor(config, [config.appPort, ...config.inboundPorts], log);
+      const inbound = newInboundStack(ctx, config.appPort, newInboundAuthz(policy, metrics.registry, log));
       drains.push(inbound.drain);
       const l = await listen(
         config.inboundListenAddr,
@@ -109,7 +127,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
         registry: metrics.registry,
         log,
         config,
-        ready: () => ready && !ctx.draining,
+        ready: () => ready && !ctx.draining && (identity ? identityServing(identity) : true),
+        identity: () => (identity ? identityStatus(identity) : null),
         shutdown: () => void shutdown(),
       });
       const at = config.adminListenAddr;
@@ -120,6 +139,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     for (const l of listeners) l.server.close();
     admin?.close();
     ctx.discovery?.close();
+    policy?.close();
+    identity?.close();
     throw err;
   }
   ready = true;
@@ -145,6 +166,8 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
         hops.h1Agent.destroy();
       }
       ctx.discovery?.close();
+      policy?.close();
+      identity?.close();
       admin?.closeAllConnections();
       await new Promise<void>((r) => (admin ? admin.close(() => r()) : r()));
       log.info('shut down', { outcome });

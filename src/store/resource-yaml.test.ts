@@ -71,7 +71,7 @@ describe('parseResourcesYaml', () => {
     assert.deepEqual(problemsOf('books.yaml', text), [
       'books.yaml:7: spec.ports[0].port: must be an integer 1-65535',
       'books.yaml:15: spec.service: must be a DNS-1123 label (lower case a-z, 0-9 and "-", at most 63 characters)',
-      'books.yaml:18: kind: must be one of Service, Workload, Server, AuthorizationPolicy, Profile, HTTPRoute, GRPCRoute',
+      'books.yaml:18: kind: must be one of Service, Workload, Server, AuthorizationPolicy, Profile, HTTPRoute, GRPCRoute, Namespace',
     ]);
   });
 

@@ -68,7 +68,7 @@ describe('validateResource', () => {
 
   it('rejects unknown kinds', () => {
     assert.deepEqual(problemsOf({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: {} }), [
-      'kind: must be one of Service, Workload, Server, AuthorizationPolicy, Profile, HTTPRoute, GRPCRoute',
+      'kind: must be one of Service, Workload, Server, AuthorizationPolicy, Profile, HTTPRoute, GRPCRoute, Namespace',
     ]);
   });
 
@@ -116,6 +116,97 @@ describe('validateResource', () => {
     assert.deepEqual(problemsOf(service({ ports: [{ port: 80 }] }, { name: 'b', resourceVersion: '07' })), [
       'metadata.resourceVersion: must be a decimal number',
     ]);
+  });
+});
+
+const policyKind = (kind: string, spec: unknown, metadata: unknown = { name: 'p', namespace: 'shop' }) => ({
+  apiVersion: 'weft.io/v1alpha1',
+  kind,
+  metadata,
+  spec,
+});
+
+describe('policy kinds', () => {
+  it('accepts a Server, an AuthorizationPolicy and a Namespace as documented in docs/policy.md', () => {
+    checkResource(
+      policyKind('Server', {
+        selector: { service: 'books' },
+        port: 7002,
+        proxyProtocol: 'HTTP/1',
+        accessPolicy: 'audit',
+      }),
+    );
+    checkResource(policyKind('Server', { selector: {}, port: 7002 }));
+    checkResource(
+      policyKind('AuthorizationPolicy', {
+        targetRef: { kind: 'Server', name: 'books-http' },
+        from: [
+          { identities: ['spiffe://weft.local/ns/shop/sa/web', 'spiffe://weft.local/ns/ops/sa/*'] },
+          { identitySuffixes: ['ns/shop/sa/*'], networks: [{ cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] }] },
+          { unauthenticated: true, networks: [{ cidr: '127.0.0.1/32' }] },
+        ],
+        http: [{ path: { prefix: '/books' }, methods: ['GET', 'HEAD'] }],
+      }),
+    );
+    checkResource(
+      policyKind('AuthorizationPolicy', {
+        targetRef: { kind: 'Namespace', name: 'shop' },
+        from: [{ identities: ['*'] }],
+      }),
+    );
+    const ns = checkResource(policyKind('Namespace', { defaultInboundPolicy: 'deny' }, { name: 'shop' }));
+    assert.equal(ns.metadata.namespace, 'default');
+  });
+
+  it('names every problem of a policy resource', () => {
+    assert.deepEqual(
+      problemsOf(
+        policyKind('Server', {
+          selector: { app: 'x' },
+          port: 0,
+          proxyProtocol: 'http',
+          accessPolicy: 'open',
+        }),
+      ),
+      [
+        'spec.selector.app: unknown field',
+        'spec.port: must be an integer 1-65535',
+        'spec.proxyProtocol: must be one of HTTP/1, HTTP/2, gRPC, opaque, unknown',
+        'spec.accessPolicy: must be one of all-unauthenticated, all-authenticated, deny, audit',
+      ],
+    );
+    assert.deepEqual(
+      problemsOf(
+        policyKind('AuthorizationPolicy', {
+          targetRef: { kind: 'Namespace', name: 'other' },
+          from: [
+            {},
+            { identities: ['web'], unauthenticated: true },
+            { identitySuffixes: ['/ns/shop'], networks: [{ cidr: '10.0.0.0/8', except: ['11.0.0.0/16'] }] },
+            { networks: [{ cidr: '10.0.0.0/40' }] },
+          ],
+          http: [{ path: { prefix: 'books' }, methods: ['get'] }],
+        }),
+      ),
+      [
+        'spec.targetRef.name: a policy can only target its own namespace (shop)',
+        'spec.from[0]: must allow someone: identities, identitySuffixes, networks or unauthenticated: true',
+        'spec.from[1].identities[0]: must be a SPIFFE ID (spiffe://<trust-domain>/ns/<ns>/sa/<account>, a segment may be *) or *',
+        'spec.from[1].unauthenticated: contradicts identities/identitySuffixes in the same rule (use two rules)',
+        'spec.from[2].identitySuffixes[0]: must be the last segments of a SPIFFE ID without a leading "/", e.g. ns/shop/sa/*',
+        'spec.from[2].networks[0].except[0]: must lie inside 10.0.0.0/8',
+        'spec.from[3].networks[0].cidr: "10.0.0.0/40" has a prefix length outside 0-32',
+        'spec.http[0].path.prefix: must start with /',
+        'spec.http[0].methods[0]: must be an upper-case HTTP method such as GET',
+      ],
+    );
+    assert.deepEqual(
+      problemsOf(policyKind('Namespace', { defaultInboundPolicy: 'nope' }, { name: 'a', namespace: 'b' })),
+      [
+        'metadata.namespace: a Namespace is cluster-scoped: omit metadata.namespace (stored as default)',
+        'spec.defaultInboundPolicy: must be one of all-unauthenticated, all-authenticated, deny, audit',
+      ],
+    );
   });
 });
 

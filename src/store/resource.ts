@@ -4,7 +4,27 @@
  * on Kubernetes. This file owns the kinds and their validators; it knows nothing of storage.
  */
 import { isIP } from 'node:net';
+import {
+  checkDnsLabel,
+  checkPort,
+  isHostName,
+  isHostPort,
+  isMap,
+  type Raw,
+  type Report,
+  rejectUnknown,
+} from './resource-checks.js';
+import {
+  type AuthorizationPolicySpec,
+  type NamespaceSpec,
+  type ServerSpec,
+  validateAuthorizationPolicySpec,
+  validateNamespaceSpec,
+  validateServerSpec,
+} from './resource-policy.js';
 import { type ResourceProblem, ValidationError } from './store-error.js';
+
+export type { AuthorizationPolicySpec, NamespaceSpec, ServerSpec };
 
 /** Protocol hint of a service port: `opaque` is proxied as plain TCP, never parsed. */
 export type PortProtocol = 'http' | 'grpc' | 'opaque';
@@ -43,11 +63,13 @@ export type UncheckedSpec = Readonly<Record<string, unknown>>;
 export interface SpecByKind {
   Service: ServiceSpec;
   Workload: WorkloadSpec;
-  Server: UncheckedSpec;
-  AuthorizationPolicy: UncheckedSpec;
+  Server: ServerSpec;
+  AuthorizationPolicy: AuthorizationPolicySpec;
   HTTPRoute: UncheckedSpec;
   GRPCRoute: UncheckedSpec;
   Profile: UncheckedSpec;
+  /** Per-namespace settings (cluster-scoped: stored under namespace `default`). */
+  Namespace: NamespaceSpec;
 }
 
 export type ResourceKind = keyof SpecByKind;
@@ -84,6 +106,7 @@ export const API_VERSION_OF: Readonly<Record<ResourceKind, string>> = Object.fre
   Profile: WEFT_API_VERSION,
   HTTPRoute: GATEWAY_API_VERSION,
   GRPCRoute: GATEWAY_API_VERSION,
+  Namespace: WEFT_API_VERSION,
 });
 
 export const RESOURCE_KINDS = Object.freeze(Object.keys(API_VERSION_OF) as ResourceKind[]);
@@ -109,11 +132,6 @@ export function formatFieldPath(path: FieldPath): string {
 /** The result of validation: a normalized, deeply frozen resource, or every problem found. */
 export type Validated = { ok: true; resource: Resource } | { ok: false; problems: readonly FieldProblem[] };
 
-type Report = (path: FieldPath, message: string) => void;
-type Raw = Record<string, unknown>;
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const PROTOCOLS: readonly PortProtocol[] = ['http', 'grpc', 'opaque'];
 const RESOURCE_FIELDS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
 
@@ -138,9 +156,18 @@ export function validateResource(raw: unknown): Validated {
     report(['apiVersion'], `must be ${API_VERSION_OF[kind]} for kind ${kind}`);
   }
   const metadata = validateMetadata(raw.metadata, report);
+  if (
+    kind === 'Namespace' &&
+    isMap(raw.metadata) &&
+    (raw.metadata.namespace ?? DEFAULT_NAMESPACE) !== DEFAULT_NAMESPACE
+  )
+    report(
+      ['metadata', 'namespace'],
+      `a Namespace is cluster-scoped: omit metadata.namespace (stored as ${DEFAULT_NAMESPACE})`,
+    );
   let spec: unknown;
   if (!isMap(raw.spec)) report(['spec'], 'must be a mapping');
-  else if (isResourceKind(kind)) spec = SPEC_VALIDATORS[kind](raw.spec, report);
+  else if (isResourceKind(kind)) spec = SPEC_VALIDATORS[kind](raw.spec, report, metadata);
   if (problems.length > 0 || !isResourceKind(kind) || metadata === undefined) return { ok: false, problems };
   const resource = { apiVersion: API_VERSION_OF[kind], kind, metadata, spec } as Resource;
   return { ok: true, resource: deepFreeze(structuredClone(resource)) };
@@ -192,13 +219,17 @@ function validateMetadata(raw: unknown, report: Report): ObjectMeta | undefined 
   return meta as unknown as ObjectMeta;
 }
 
-const SPEC_VALIDATORS: Readonly<Record<ResourceKind, (spec: Raw, report: Report) => unknown>> = {
+/** Validates and normalizes a spec; `metadata` is undefined when it was itself invalid. */
+type SpecValidator = (spec: Raw, report: Report, metadata: ObjectMeta | undefined) => unknown;
+
+const SPEC_VALIDATORS: Readonly<Record<ResourceKind, SpecValidator>> = {
   Service: validateServiceSpec,
   Workload: validateWorkloadSpec,
-  // The shapes of these kinds arrive with the policy, routing and profile issues; until then any
+  Server: validateServerSpec,
+  AuthorizationPolicy: validateAuthorizationPolicySpec,
+  Namespace: validateNamespaceSpec,
+  // The shapes of these kinds arrive with the routing and profile issues; until then any
   // mapping is stored as given, so files written for Kubernetes load unchanged.
-  Server: (spec) => spec,
-  AuthorizationPolicy: (spec) => spec,
   HTTPRoute: (spec) => spec,
   GRPCRoute: (spec) => spec,
   Profile: (spec) => spec,
@@ -243,45 +274,9 @@ function validateWorkloadSpec(spec: Raw, report: Report): WorkloadSpec {
   return spec as unknown as WorkloadSpec;
 }
 
-function checkDnsLabel(v: unknown, path: FieldPath, report: Report): void {
-  if (typeof v !== 'string' || v.length > 63 || !DNS_LABEL.test(v))
-    report(path, 'must be a DNS-1123 label (lower case a-z, 0-9 and "-", at most 63 characters)');
-}
-
-function checkPort(v: unknown, path: FieldPath, report: Report): void {
-  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535)
-    report(path, 'must be an integer 1-65535');
-}
-
-function isHostPort(v: unknown): boolean {
-  if (typeof v !== 'string') return false;
-  const colon = v.lastIndexOf(':');
-  const host = v.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  const port = Number(v.slice(colon + 1));
-  return (
-    colon > 0 &&
-    Number.isInteger(port) &&
-    port >= 1 &&
-    port <= 65535 &&
-    (isIP(host) !== 0 || isHostName(host))
-  );
-}
-
-function isHostName(s: string): boolean {
-  return s.length <= 253 && DNS_SUBDOMAIN.test(s);
-}
-
-function rejectUnknown(obj: Raw, known: readonly string[], at: FieldPath, report: Report): void {
-  for (const k of Object.keys(obj)) if (!known.includes(k)) report([...at, k], 'unknown field');
-}
-
 /** True for a well-formed resourceVersion: a decimal number without leading zeros. */
 export function isVersion(s: string): boolean {
   return /^(0|[1-9][0-9]{0,15})$/.test(s);
-}
-
-function isMap(v: unknown): v is Raw {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Freezes `v` and everything reachable from it; returns `v`. */

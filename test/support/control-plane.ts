@@ -21,6 +21,7 @@ export function startTestControlPlane(opts: {
       WEFT_CONTROL_STATE: opts.stateDir,
       WEFT_CONTROL_DESTINATION_ADDR: opts.destinationAddr ?? '127.0.0.1:0',
       WEFT_CONTROL_API_ADDR: '127.0.0.1:0',
+      WEFT_CONTROL_IDENTITY_ADDR: '127.0.0.1:0',
       ...opts.env,
     }),
     opts.log,

@@ -21,6 +21,12 @@ const STATUS_OF_CODE: Readonly<Record<string, number>> = Object.freeze({
   WEFT_ERR_STORE_LOCKED: 503,
   WEFT_ERR_STORE_CLOSED: 503,
   WEFT_ERR_INTERNAL: 500,
+  // The identity service's codes (src/control/identity/identity-errors.ts).
+  WEFT_ERR_IDENTITY_BAD_ID: 400,
+  WEFT_ERR_IDENTITY_ANCHOR_NOT_FOUND: 404,
+  WEFT_ERR_IDENTITY_CA_CONFLICT: 409,
+  WEFT_ERR_IDENTITY_CA_EXTERNAL: 409,
+  WEFT_ERR_IDENTITY_TOO_MANY_TOKENS: 503,
 });
 
 /** The HTTP status for an error code (500 for a code the API does not know). */

@@ -14,6 +14,7 @@ export const PLURAL_OF: Readonly<Record<ResourceKind, string>> = Object.freeze({
   HTTPRoute: 'httproutes',
   GRPCRoute: 'grpcroutes',
   Profile: 'profiles',
+  Namespace: 'namespaces',
 });
 
 /** Short names accepted by the CLI, besides the kind, its singular and its plural. */
@@ -24,6 +25,7 @@ const SHORT_NAMES: Readonly<Record<string, ResourceKind>> = Object.freeze({
   authz: 'AuthorizationPolicy',
   authzpolicy: 'AuthorizationPolicy',
   route: 'HTTPRoute',
+  ns: 'Namespace',
 });
 
 const BY_PLURAL = new Map(RESOURCE_KINDS.map((k) => [PLURAL_OF[k], k]));

@@ -191,7 +191,7 @@ describe('api server', () => {
         index: 4,
         path: 'kind',
         message:
-          'must be one of Service, Workload, Server, AuthorizationPolicy, Profile, HTTPRoute, GRPCRoute',
+          'must be one of Service, Workload, Server, AuthorizationPolicy, Profile, HTTPRoute, GRPCRoute, Namespace',
       },
       { index: 4, path: 'metadata', message: 'must be a mapping with at least a name' },
       { index: 4, path: 'spec', message: 'must be a mapping' },

@@ -3,10 +3,13 @@
  * The control-plane assembly binds it (port 8084 by default); this file only builds it.
  *
  *   GET    /healthz                                  → { status: "ok" }
+ *   GET    /metrics                                  → Prometheus text (when `options.metrics` is given)
  *   GET    /api/v1/{kind}[?namespace=NS]             → { items, resourceVersion }
  *   GET    /api/v1/namespaces/{ns}/{kind}/{name}     → the resource, or 404
  *   DELETE /api/v1/namespaces/{ns}/{kind}/{name}     → the resource as it was, or 404
  *   PUT    /api/v1/apply   { resources: [...] }      → { results: [{ index, action, resource }] }
+ *   GET    /api/v1/policy/inbound?namespace=NS&target=NAME → compiled inbound policy (api-policy.ts)
+ *   /api/v1/identity/...                     → CA status, tokens, trust bundle, rotation (api-identity.ts)
  *
  * `{kind}` is a lower-case plural (api-kinds.ts). Errors are `{ error: { code, message } }` with
  * the status of api-errors.ts; an invalid apply is a 422 listing every problem and applying
@@ -26,7 +29,9 @@ import {
   notFound,
   unknownKind,
 } from './api-errors.js';
+import { type IdentityApiTarget, identityRoute } from './api-identity.js';
 import { kindFromPlural, kindNamesHelp } from './api-kinds.js';
+import { type PolicySource, policyRoute } from './api-policy.js';
 
 /** Default bound of a request body. */
 export const API_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -34,24 +39,42 @@ export const API_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export interface ApiServerOptions {
   /** Largest request body accepted (default API_MAX_BODY_BYTES); larger → 413. */
   readonly maxBodyBytes?: number;
+  /** Serves `/metrics` (the only path not answered with JSON); without it `/metrics` is a 404. */
+  readonly metrics?: http.RequestListener;
+  /** Compiles inbound policies for `/api/v1/policy/...`; without it those answer 500. */
+  readonly policy?: PolicySource;
+  /** Serves `/api/v1/identity/...`; without it those are 404s. */
+  readonly identity?: IdentityApiTarget;
 }
 
 interface Reply {
   readonly status: number;
-  readonly body: unknown;
+  readonly body?: unknown;
   readonly headers?: http.OutgoingHttpHeaders;
+  /** Sent instead of JSON `body` when set (the trust bundle's PEM). */
+  readonly text?: string;
+  readonly contentType?: string;
 }
 
 interface Deps {
   readonly store: Store;
   readonly log: Logger;
   readonly maxBodyBytes: number;
+  readonly policy?: PolicySource;
+  readonly identity?: IdentityApiTarget;
 }
 
 /** Builds the API server (not listening); every request is answered with JSON. */
 export function newApiServer(store: Store, log: Logger, options: ApiServerOptions = {}): http.Server {
-  const deps: Deps = { store, log, maxBodyBytes: options.maxBodyBytes ?? API_MAX_BODY_BYTES };
+  const deps: Deps = {
+    store,
+    log,
+    maxBodyBytes: options.maxBodyBytes ?? API_MAX_BODY_BYTES,
+    policy: options.policy,
+    identity: options.identity,
+  };
   return http.createServer((req, res) => {
+    if (options.metrics && (req.url ?? '/').split('?')[0] === '/metrics') return options.metrics(req, res);
     route(req, deps).then(
       (reply) => send(req, res, reply, deps.log),
       (err: unknown) => send(req, res, rescue(err, deps.log), deps.log),
@@ -78,6 +101,9 @@ async function route(req: http.IncomingMessage, deps: Deps): Promise<Reply> {
   }
   if (segments[0] !== 'api' || segments[1] !== 'v1') throw notFound(`path ${pathname}`);
   const rest = segments.slice(2);
+  if (rest[0] === 'identity' && deps.identity)
+    return identityRoute(deps.identity, method, rest.slice(1), () => readJson(req, deps.maxBodyBytes));
+  if (rest[0] === 'policy') return policyRoute(rest.slice(1), method, query, deps.store, deps.policy);
   if (rest.length === 1 && rest[0] === 'apply') {
     allow(method, ['PUT']);
     return apply(await readJson(req, deps.maxBodyBytes), deps);
@@ -150,10 +176,10 @@ function rescue(err: unknown, log: Logger): Reply {
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, reply: Reply, log: Logger): void {
-  const text = `${JSON.stringify(reply.body)}\n`;
+  const text = reply.text ?? `${JSON.stringify(reply.body)}\n`;
   const headers: http.OutgoingHttpHeaders = {
     ...reply.headers,
-    'content-type': 'application/json; charset=utf-8',
+    'content-type': reply.contentType ?? 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
   };
   // A request whose body was not read (413, early errors) cannot leave the connection reusable.

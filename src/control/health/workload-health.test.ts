@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type net from 'node:net';
 import { after, describe, it } from 'node:test';
+import { eventually } from '../../../test/support/eventually.js';
 import { newLogger } from '../../lib/log.js';
 import { newWorkloadHealth, probeLive } from './workload-health.js';
 
@@ -74,6 +75,34 @@ describe('workload health', () => {
       assert.deepEqual(changes[1], ['default/a', true]);
       health.untrack('default/a');
       assert.equal(health.isReady('default/a'), true);
+    } finally {
+      clearInterval(keepAlive);
+      health.close();
+    }
+  });
+  it('reports a Workload failing longer than gcAfterMs as expired, and counts probes', async () => {
+    const { server, addr } = await liveServer();
+    const health = newWorkloadHealth(log, { intervalMs: 50, failureThreshold: 2, gcAfterMs: 400 });
+    const keepAlive = setInterval(() => {}, 1000);
+    try {
+      health.track('default/a', addr);
+      await eventually(() => assert.ok(health.stats().probesSucceeded >= 1));
+      const expired = new Promise<[string, string, number]>((resolve) => {
+        const stop = health.onExpired((id, admin, ms) => {
+          stop();
+          resolve([id, admin, ms]);
+        });
+      });
+      await close(server);
+      const closedAt = performance.now();
+      const [id, admin, failingForMs] = await expired;
+      assert.deepEqual([id, admin], ['default/a', addr]);
+      assert.ok(failingForMs >= 400, `expired after ${failingForMs} ms of failures`);
+      assert.ok(performance.now() - closedAt >= 400);
+      const s = health.stats();
+      assert.equal(s.tracked, 1);
+      assert.equal(s.unready, 1);
+      assert.ok(s.probesFailed >= 2, `only ${s.probesFailed} failed probes counted`);
     } finally {
       clearInterval(keepAlive);
       health.close();

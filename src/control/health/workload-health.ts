@@ -5,6 +5,8 @@
  * `failureThreshold` failures in a row it is unready, and the first success makes it ready again.
  * A Workload that is not tracked has no health information and is always ready, so resources
  * written by hand (or with addresses this host cannot reach) keep their old behaviour.
+ * A Workload whose probes have all failed for longer than `gcAfterMs` is reported as expired
+ * (workload-gc.ts deletes it); the streak, kept in memory, starts over after a restart.
  */
 import http from 'node:http';
 import { formatHostPort, parseHostPort } from '../../lib/addr.js';
@@ -17,6 +19,27 @@ export interface WorkloadHealthOptions {
   readonly failureThreshold?: number;
   /** A probe not answered within this counts as failed (default: intervalMs). */
   readonly probeTimeoutMs?: number;
+  /**
+   * After this long with every probe failing, a Workload is reported to the onExpired listeners
+   * (default DEFAULT_WORKLOAD_GC_AFTER_MS; 0: never).
+   */
+  readonly gcAfterMs?: number;
+}
+
+/**
+ * Called after each failed probe of a Workload that has failed continuously for at least
+ * `gcAfterMs` (so a listener whose action failed hears again one interval later), with the admin
+ * address that was probed. Never synchronously from track/untrack.
+ */
+export type ExpiredListener = (id: string, adminAddr: string, failingForMs: number) => void;
+
+/** Counts since start, and the tracked Workloads now, for metrics. */
+export interface WorkloadHealthStats {
+  readonly tracked: number;
+  /** Tracked Workloads out of discovery now. */
+  readonly unready: number;
+  readonly probesSucceeded: number;
+  readonly probesFailed: number;
 }
 
 /** Called when a tracked Workload turns ready or unready; never synchronously from track/untrack. */
@@ -31,6 +54,9 @@ export interface WorkloadHealth {
   isReady(id: string): boolean;
   /** Adds a listener of readiness changes; returns its removal. */
   onChange(listener: HealthListener): () => void;
+  /** Adds a listener of expired Workloads; returns its removal. */
+  onExpired(listener: ExpiredListener): () => void;
+  stats(): WorkloadHealthStats;
   /** Stops every probe; listeners are not called again. */
   close(): void;
 }
@@ -40,18 +66,32 @@ interface Target {
   failures: number;
   ready: boolean;
   probing: boolean;
+  /** performance.now() of the first failure of the current streak of failures. */
+  failingSince: number | undefined;
 }
 
 export const DEFAULT_HEALTH_INTERVAL_MS = 500;
 export const DEFAULT_HEALTH_FAILURE_THRESHOLD = 2;
+/**
+ * One minute: sixty times longer than a dead proxy takes to leave discovery, so collection is only
+ * housekeeping and never what stops traffic, and long enough that a proxy briefly unreachable but
+ * alive (a stopped or paused process, a host waking from sleep, an event loop stalled under load)
+ * keeps its registration; short enough that a crashed `weft run` is gone from `weft get
+ * workloads` within about a minute.
+ */
+export const DEFAULT_WORKLOAD_GC_AFTER_MS = 60_000;
 
 /** A health checker with its own timer (unref'd: it never keeps a process alive). */
 export function newWorkloadHealth(log: Logger, options: WorkloadHealthOptions = {}): WorkloadHealth {
   const intervalMs = options.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS;
   const threshold = options.failureThreshold ?? DEFAULT_HEALTH_FAILURE_THRESHOLD;
   const timeoutMs = options.probeTimeoutMs ?? intervalMs;
+  const gcAfterMs = options.gcAfterMs ?? DEFAULT_WORKLOAD_GC_AFTER_MS;
   const targets = new Map<string, Target>();
   const listeners = new Set<HealthListener>();
+  const expiredListeners = new Set<ExpiredListener>();
+  let probesSucceeded = 0;
+  let probesFailed = 0;
   let closed = false;
 
   const timer = setInterval(() => {
@@ -64,8 +104,12 @@ export function newWorkloadHealth(log: Logger, options: WorkloadHealthOptions = 
     const ok = await probeLive(t.addr, timeoutMs);
     t.probing = false;
     if (closed || targets.get(id) !== t) return;
+    if (ok) probesSucceeded++;
+    else probesFailed++;
     t.failures = ok ? 0 : t.failures + 1;
+    t.failingSince = ok ? undefined : (t.failingSince ?? performance.now());
     const ready = ok || (t.ready && t.failures < threshold);
+    if (!ok) notifyIfExpired(id, t);
     if (ready === t.ready) return;
     t.ready = ready;
     log.info(ready ? 'workload live again' : 'workload not live; removed from discovery', {
@@ -75,11 +119,17 @@ export function newWorkloadHealth(log: Logger, options: WorkloadHealthOptions = 
     for (const l of listeners) l(id, ready);
   }
 
+  function notifyIfExpired(id: string, t: Target): void {
+    const failingForMs = performance.now() - (t.failingSince ?? performance.now());
+    if (gcAfterMs <= 0 || failingForMs < gcAfterMs) return;
+    for (const l of expiredListeners) l(id, t.addr, failingForMs);
+  }
+
   return {
     track(id, adminAddr) {
       const old = targets.get(id);
       if (old?.addr === adminAddr) return;
-      targets.set(id, { addr: adminAddr, failures: 0, ready: true, probing: false });
+      targets.set(id, { addr: adminAddr, failures: 0, ready: true, probing: false, failingSince: undefined });
     },
     untrack: (id) => void targets.delete(id),
     isReady: (id) => targets.get(id)?.ready ?? true,
@@ -87,11 +137,21 @@ export function newWorkloadHealth(log: Logger, options: WorkloadHealthOptions = 
       listeners.add(l);
       return () => void listeners.delete(l);
     },
+    onExpired(l) {
+      expiredListeners.add(l);
+      return () => void expiredListeners.delete(l);
+    },
+    stats() {
+      let unready = 0;
+      for (const t of targets.values()) if (!t.ready) unready++;
+      return { tracked: targets.size, unready, probesSucceeded, probesFailed };
+    },
     close() {
       closed = true;
       clearInterval(timer);
       targets.clear();
       listeners.clear();
+      expiredListeners.clear();
     },
   };
 }

@@ -1,8 +1,9 @@
 /**
  * The sidecar of `weft run`: a `weft proxy` child process (docs/proxy-contract.md) with every
- * listener on 127.0.0.1:0, started in its own process group (a terminal's Ctrl-C reaches the app,
- * and the proxy only stops when `weft run` says so) and with `parent-watch` preloaded (it stops
- * when `weft run` dies). Resolves once the proxy's "proxy ready" line reports the real ports.
+ * listener on 127.0.0.1:0, started in its own process group (a terminal's Ctrl-C reaches only
+ * `weft run`, which forwards it to the app, and the proxy only stops when `weft run` says so) and
+ * with `parent-watch` preloaded (it stops when `weft run` dies). Resolves once the proxy's
+ * "proxy ready" line reports the real ports.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -24,6 +25,13 @@ export interface ProxyChildOptions {
   readonly logLevel: string;
   /** Gives up (and kills the proxy) after this long without a ready line (default 15000 ms). */
   readonly readyTimeoutMs?: number;
+  /** The workload identity settings (docs/identity.md); without them the proxy has no identity. */
+  readonly identity?: {
+    readonly identity: string;
+    readonly identityAddr: string;
+    readonly tokenFile: string;
+    readonly trustAnchorsFile: string;
+  };
   /** Every stderr line of the proxy after its ready line (default: copied to our stderr). */
   readonly onLogLine?: (line: string) => void;
 }
@@ -60,6 +68,13 @@ export function startProxyChild(opts: ProxyChildOptions): Promise<ProxyChild> {
     WEFT_PROXY_ADMIN_LISTEN_ADDR: '127.0.0.1:0',
     WEFT_PROXY_LOG_LEVEL: opts.logLevel,
   });
+  if (opts.identity)
+    Object.assign(env, {
+      WEFT_PROXY_IDENTITY: opts.identity.identity,
+      WEFT_PROXY_IDENTITY_ADDR: opts.identity.identityAddr,
+      WEFT_PROXY_IDENTITY_TOKEN_FILE: opts.identity.tokenFile,
+      WEFT_PROXY_IDENTITY_TRUST_ANCHORS_FILE: opts.identity.trustAnchorsFile,
+    });
   const child = spawn(process.execPath, ['--import', PARENT_WATCH, WEFT_BIN, 'proxy'], {
     env,
     detached: true,

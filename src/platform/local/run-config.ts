@@ -36,7 +36,7 @@ export const RUN_SETTINGS = {
   account: {
     env: 'WEFT_RUN_ACCOUNT',
     parse: dnsLabel,
-    doc: 'service account: the Workload identity becomes spiffe://weft.local/ns/N/sa/ACCOUNT',
+    doc: 'service account (default: the service name): the workload is spiffe://<trust-domain>/ns/N/sa/ACCOUNT',
   },
   upstreams: {
     env: 'WEFT_RUN_UPSTREAMS',
@@ -49,6 +49,11 @@ export const RUN_SETTINGS = {
     default: '127.0.0.1:8084',
     parse: (raw: string): HostPort => parseHostPort(raw),
     doc: 'control plane HTTP API host:port',
+  },
+  identityAddr: {
+    env: 'WEFT_RUN_IDENTITY_ADDR',
+    parse: (raw: string): HostPort => parseHostPort(raw),
+    doc: 'control plane Identity (gRPC, TLS) host:port, given to the proxy (default: the address the control plane reports)',
   },
   destinationAddr: {
     env: 'WEFT_RUN_DESTINATION_ADDR',
@@ -68,6 +73,8 @@ export type RunSettings = SettingsOf<typeof RUN_SETTINGS>;
 
 export interface RunConfig extends RunSettings {
   readonly service: string;
+  /** The service account; defaults to the service name, so every workload has an identity. */
+  readonly account: string;
   /** The program and its arguments. */
   readonly command: readonly string[];
 }
@@ -91,6 +98,7 @@ export function loadRunConfig(
   return Object.freeze({
     ...settings,
     service: settings.service as string,
+    account: settings.account ?? (settings.service as string),
     command: Object.freeze([...command]),
   });
 }

@@ -13,7 +13,8 @@ export interface WorkloadRegistration {
   readonly inbound: string;
   /** `host:port` of its proxy's admin listener, probed by the control plane for liveness. */
   readonly admin: string;
-  readonly account?: string;
+  /** The workload's SPIFFE ID (docs/identity.md). */
+  readonly identity: string;
 }
 
 /** Applies Service `name` with one port when it does not exist; resolves true when it was created. */
@@ -40,11 +41,6 @@ export function newWorkloadName(service: string): string {
   return `${service.slice(0, 56).replace(/-+$/, '')}-${randomBytes(3).toString('hex')}`;
 }
 
-/** The SPIFFE identity of a service account. */
-export function identityOf(namespace: string, account: string): string {
-  return `spiffe://weft.local/ns/${namespace}/sa/${account}`;
-}
-
 /** Applies the Workload `name`; resolves when the control plane has stored it. */
 export async function registerWorkload(
   api: ApiClient,
@@ -62,7 +58,7 @@ export async function registerWorkload(
         address: reg.inbound.slice(0, colon),
         port: Number(reg.inbound.slice(colon + 1)),
         adminAddress: reg.admin,
-        ...(reg.account ? { identity: identityOf(reg.namespace, reg.account) } : {}),
+        identity: reg.identity,
       },
     },
   ]);

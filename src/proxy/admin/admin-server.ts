@@ -1,11 +1,11 @@
 /**
- * The admin listener (DESIGN.md §2): metrics, readiness, liveness, the effective config, the log
- * level, and shutdown. It binds to loopback by default; `/shutdown` and log-level changes are
- * refused from any non-loopback peer even if the operator binds it wider.
+ * The admin listener (DESIGN.md §2): metrics, readiness, liveness, the effective config, the
+ * identity, the log level, and shutdown. It binds to loopback by default; `/shutdown` and
+ * log-level changes are refused from any non-loopback peer even if the operator binds it wider.
  */
 import http from 'node:http';
 import { isLogLevel, type Logger } from '../../lib/log.js';
-import type { Registry } from '../metrics/registry.js';
+import type { Registry } from '../../lib/metrics/registry.js';
 
 export interface AdminDeps {
   readonly registry: Registry;
@@ -13,6 +13,8 @@ export interface AdminDeps {
   /** The frozen effective configuration, shown at /config. */
   readonly config: unknown;
   ready(): boolean;
+  /** This proxy's identity status for /identity (docs/identity.md); null when it has none. */
+  identity?(): unknown;
   /** Starts graceful shutdown (idempotent). */
   shutdown(): void;
 }
@@ -33,6 +35,12 @@ export function newAdminServer(deps: AdminDeps): http.Server {
     if (path === '/live' && method === 'GET') return send(200, 'live\n');
     if (path === '/ready' && method === 'GET')
       return deps.ready() ? send(200, 'ready\n') : send(503, 'not ready\n');
+    if (path === '/identity' && method === 'GET') {
+      const status = deps.identity?.() ?? null;
+      return status === null
+        ? send(404, 'this proxy has no identity\n')
+        : send(200, `${JSON.stringify(status, null, 2)}\n`, 'application/json');
+    }
     if (path === '/config' && method === 'GET')
       return send(200, `${JSON.stringify(deps.config, null, 2)}\n`, 'application/json');
     if (path === '/log-level') {

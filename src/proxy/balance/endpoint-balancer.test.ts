@@ -181,22 +181,78 @@ function response(): UpstreamResponse {
 
 const noHooks: SendHooks = { onContinue: () => {}, onCancel: () => {} };
 
-test('balancedSend: an app 5xx is a success, a connect error or reset is a failure', async () => {
+test('balancedSend: an app 5xx is a success, a reset is a failure, a connect error opens the box at once', async () => {
   const { balancer } = newBalancer({ random: () => 0.5 });
-  const [a, b] = [ep('a'), ep('b')];
+  const [a, b, c] = [ep('a'), ep('b'), ep('c')];
   const ok: Send = async () => response();
   for (let i = 0; i < 20; i++) {
     const res = await balancedSend(balancer, a, ok)(headFor(), null, noHooks);
     res.body.resume();
   }
   assert.notEqual(balancer.pick([a]), undefined);
-  const errors = [new ConnectError('a', undefined), new PeerError('reset')];
+  const reset = new PeerError('reset');
   for (let i = 0; i < DEFAULT_FAILURE_ACCRUAL.consecutiveFailures; i++) {
-    const err = errors[i % 2];
-    await assert.rejects(balancedSend(balancer, a, () => Promise.reject(err))(headFor(), null, noHooks), err);
+    await assert.rejects(
+      balancedSend(balancer, a, () => Promise.reject(reset))(headFor(), null, noHooks),
+      reset,
+    );
   }
   assert.equal(balancer.pick([a]), undefined, 'a is in the box');
   assert.equal(balancer.pick([a, b]), b);
+  const refused = new ConnectError('c', undefined);
+  await assert.rejects(
+    balancedSend(balancer, c, () => Promise.reject(refused))(headFor(), null, noHooks),
+    refused,
+  );
+  assert.equal(balancer.pick([a, b, c]), b, 'one connect failure puts c in the box');
+});
+
+// Regression: a replica's proxy stopped without deregistering cost 1-3 502s even with a retry on
+// another endpoint, because the re-pick chose the dead endpoint again. A connect failure was a
+// 30 ms latency sample and only the seventh opened the box, so P2C found the dead endpoint
+// cheaper than a live one that peak-EWMA remembered at 50 ms.
+test('right after a connect failure, pick never returns the unreachable endpoint, even when the live one looks slower', () => {
+  const { clock, balancer } = newBalancer({ random: seeded(7) });
+  const [dead, live] = [ep('dead'), ep('live')];
+  for (const [e, ms] of [
+    [dead, 2],
+    [live, 50],
+  ] as const) {
+    const r = balancer.start(e);
+    clock.nowMs += ms;
+    r.responded();
+    r.end();
+  }
+  for (let i = 0; i < 50; i++) {
+    const r = balancer.start(dead);
+    r.connectFailed();
+    r.end();
+    assert.equal(balancer.pick([dead, live]), live);
+    assert.equal(balancer.pick([dead, live], live), undefined, 'except: nothing else is available');
+  }
+});
+
+test('nextAvailableAtMs: the end of a backoff, then nothing while the probe is in flight; onProbeSettled fires on its outcome', () => {
+  let settled = 0;
+  const { clock, balancer } = newBalancer({ random: () => 0.5, onProbeSettled: () => settled++ });
+  const a = ep('a');
+  assert.equal(balancer.nextAvailableAtMs([a]), undefined, 'closed: nothing to wait for');
+  const r = balancer.start(a);
+  r.connectFailed();
+  r.end();
+  assert.equal(balancer.pick([a]), undefined);
+  assert.equal(balancer.nextAvailableAtMs([a]), 1000);
+  clock.nowMs = 1000;
+  assert.equal(balancer.pick([a]), a, 'the probe');
+  assert.equal(balancer.nextAvailableAtMs([a]), 2000, 'an unused probe claim lapses after 1 s');
+  const probe = balancer.start(a);
+  assert.equal(balancer.nextAvailableAtMs([a]), undefined);
+  assert.equal(settled, 0);
+  probe.responded();
+  assert.equal(settled, 1);
+  probe.end();
+  assert.equal(settled, 1, 'once per probe');
+  assert.equal(balancer.pick([a]), a);
 });
 
 test('balancedSend: a request cancelled by its client or a timeout is not a failure', async () => {

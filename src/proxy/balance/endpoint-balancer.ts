@@ -26,6 +26,11 @@ export interface EndpointBalancerOptions {
   readonly now: () => number;
   /** Uniform in [0, 1) (tests inject a seeded one). */
   readonly random: () => number;
+  /**
+   * Called synchronously when a probe's outcome is known (the endpoint is back, or its box
+   * reopened with a later retry time): whoever waits for an endpoint looks again.
+   */
+  readonly onProbeSettled?: () => void;
 }
 
 const DEFAULTS: EndpointBalancerOptions = Object.freeze({
@@ -41,6 +46,8 @@ export interface EndpointRequest {
   responded(): void;
   /** The endpoint failed the request (no response from it): records a failure. */
   failed(): void;
+  /** No connection to the endpoint could be made: it goes into the penalty box at once. */
+  connectFailed(): void;
   /**
    * The request no longer occupies the endpoint (response body closed, or the send failed).
    * One that ends with neither `responded` nor `failed` (its client or a timeout cancelled it)
@@ -71,17 +78,18 @@ export class EndpointBalancer {
 
   /**
    * Chooses the endpoint for one request, or undefined when none is usable (no endpoint with a
-   * positive weight outside the penalty box): the caller then fails fast (503 no endpoints), as
-   * Linkerd does, rather than send to an endpoint known to fail. An endpoint whose backoff has
-   * run out gets the probe: the first pick after the backoff returns it, and no other pick does
-   * until the probe's outcome is known.
+   * positive weight outside the penalty box): the caller then waits for one with a deadline
+   * (BalanceQueue), as Linkerd does, rather than send to an endpoint known to fail. An endpoint
+   * whose backoff has run out gets the probe: the first pick after the backoff returns it, and no
+   * other pick does until the probe's outcome is known. `except` (an endpoint that just failed a
+   * request) is never chosen.
    */
-  pick(endpoints: readonly Endpoint[]): Endpoint | undefined {
+  pick(endpoints: readonly Endpoint[], except?: Endpoint): Endpoint | undefined {
     if (endpoints !== this.#lastList) this.#retainOnly(endpoints);
     const nowMs = this.#opts.now();
     const candidates: Endpoint[] = [];
     for (const ep of endpoints) {
-      if (!(ep.weight > 0)) continue;
+      if (!(ep.weight > 0) || ep.addr === except?.addr) continue;
       const state = this.#state(ep.addr);
       const availability = state.box.availability(nowMs);
       if (availability === 'probe') {
@@ -91,6 +99,21 @@ export class EndpointBalancer {
       if (availability === 'ready') candidates.push(ep);
     }
     return pickP2c(candidates, (ep) => this.#cost(ep, nowMs), this.#opts.random);
+  }
+
+  /**
+   * The earliest time at which an endpoint now unavailable to `pick` may become available by
+   * time alone (a backoff running out, an unused probe claim lapsing); undefined when none will
+   * (no endpoints, or only a probe in flight, whose outcome calls `onProbeSettled`).
+   */
+  nextAvailableAtMs(endpoints: readonly Endpoint[]): number | undefined {
+    let at: number | undefined;
+    for (const ep of endpoints) {
+      if (!(ep.weight > 0)) continue;
+      const t = this.#states.get(ep.addr)?.box.availableAtMs();
+      if (t !== undefined && (at === undefined || t < at)) at = t;
+    }
+    return at;
   }
 
   /** Counts a request to `ep` as pending until `end()`; see EndpointRequest. */
@@ -108,16 +131,21 @@ export class EndpointBalancer {
       const nowMs = this.#opts.now();
       const elapsedMs = nowMs - startMs;
       // A fast failure (ECONNREFUSED in microseconds) must not make the endpoint look fast.
-      const sampleMs = outcome === 'failure' ? Math.max(elapsedMs, this.#opts.ewma.defaultRttMs) : elapsedMs;
+      const sampleMs =
+        outcome === 'failure' || outcome === 'connect-failure'
+          ? Math.max(elapsedMs, this.#opts.ewma.defaultRttMs)
+          : elapsedMs;
       if (state.box.record(outcome, isProbe, nowMs)) {
         // Back from the box: its latency history predates the outage; the probe starts it afresh.
         state.ewma = new PeakEwma(this.#opts.ewma, nowMs);
       }
       state.ewma.observe(sampleMs, nowMs);
+      if (isProbe) this.#opts.onProbeSettled?.();
     };
     return {
       responded: () => record('success'),
       failed: () => record('failure'),
+      connectFailed: () => record('connect-failure'),
       end: () => {
         if (ended) return;
         ended = true;
@@ -164,7 +192,12 @@ export class EndpointBalancer {
  * exchange before answering. An app's 5xx is a response, not an endpoint failure.
  */
 export function isEndpointFailure(err: unknown): boolean {
-  return err instanceof ConnectError || err instanceof ConnectTimeoutError || err instanceof PeerError;
+  return isConnectFailure(err) || err instanceof PeerError;
+}
+
+/** Whether a send error means no connection to the endpoint was made: nothing was sent. */
+export function isConnectFailure(err: unknown): boolean {
+  return err instanceof ConnectError || err instanceof ConnectTimeoutError;
 }
 
 /**
@@ -190,7 +223,8 @@ export function balancedSend(balancer: EndpointBalancer, ep: Endpoint, send: Sen
       res.body.once('close', request.end);
       return res;
     } catch (err) {
-      if (!cancelled && isEndpointFailure(err)) request.failed();
+      if (!cancelled && isConnectFailure(err)) request.connectFailed();
+      else if (!cancelled && isEndpointFailure(err)) request.failed();
       request.end();
       throw err;
     }

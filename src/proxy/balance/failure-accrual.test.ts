@@ -100,3 +100,18 @@ test('a cancelled probe frees the slot; a claimed probe never started lapses aft
   assert.equal(box.availability(2500), 'probe');
   assert.equal(box.retryAtMs, 1000, 'neither changed the backoff');
 });
+
+test('a connect failure opens the box at once; a probe that cannot connect reopens it with the next backoff', () => {
+  const box = new PenaltyBox(opts, mid);
+  box.record('connect-failure', box.started(), 100);
+  assert.equal(box.retryAtMs, 1100);
+  assert.equal(box.availableAtMs(), 1100);
+  box.record('connect-failure', false, 200); // late reports of requests started before it opened
+  assert.equal(box.retryAtMs, 1100);
+  box.claimProbe(1100);
+  assert.equal(box.availableAtMs(), 2100, 'the claim lapses unless the probe starts');
+  assert.equal(box.started(), true);
+  assert.equal(box.availableAtMs(), undefined, 'a probe in flight: its outcome decides');
+  box.record('connect-failure', true, 1100);
+  assert.equal(box.retryAtMs, 3100);
+});

@@ -3,6 +3,13 @@
  * row an endpoint goes into a penalty box for a jittered, exponentially growing backoff; then
  * exactly one probe request may go through, whose outcome closes the box or reopens it with the
  * next backoff. Pure state on an injected clock: no timers.
+ *
+ * A connection that could not be established opens the box at once: the endpoint is known to be
+ * unreachable (its listener is gone or never answers), and every request sent there meanwhile
+ * would fail the same way. Linkerd likewise stops offering an endpoint to its balancer while it
+ * reconnects. Counting such failures toward N instead let P2C pick the dead endpoint again and
+ * again: a failure is recorded as a default-RTT latency sample, cheaper than a healthy endpoint
+ * that peak-EWMA remembers as slow.
  */
 
 export interface BackoffOptions {
@@ -44,8 +51,11 @@ export function backoffMs(attempt: number, opts: BackoffOptions, random: () => n
 /** Whether a pick may use the endpoint: freely, only as the probe, or not at all. */
 export type Availability = 'ready' | 'probe' | 'blocked';
 
-/** What one request to the endpoint came to. `cancelled`: its client or a timeout ended it. */
-export type Outcome = 'success' | 'failure' | 'cancelled';
+/**
+ * What one request to the endpoint came to. `cancelled`: its client or a timeout ended it;
+ * `connect-failure`: no connection could be made (nothing was sent).
+ */
+export type Outcome = 'success' | 'failure' | 'connect-failure' | 'cancelled';
 
 /** One endpoint's penalty box. */
 export class PenaltyBox {
@@ -67,6 +77,18 @@ export class PenaltyBox {
   /** When the box is open: the time from which one probe may go; undefined when closed. */
   get retryAtMs(): number | undefined {
     return this.#retryAtMs;
+  }
+
+  /**
+   * When an unavailable endpoint may next be picked by time alone: the end of the backoff, or
+   * the lapse of an unused probe claim; undefined when the box is closed or a probe is in flight.
+   */
+  availableAtMs(): number | undefined {
+    if (this.#retryAtMs === undefined) return undefined;
+    if (this.#probe === 'none') return this.#retryAtMs;
+    if (this.#probe === 'claimed')
+      return Math.max(this.#retryAtMs, this.#claimedAtMs + this.#opts.probeClaimMs);
+    return undefined;
   }
 
   availability(nowMs: number): Availability {
@@ -93,7 +115,7 @@ export class PenaltyBox {
   /**
    * Records a request's outcome. While the box is open only the probe's outcome counts: success
    * closes the box, failure reopens it with the next backoff, cancellation frees the probe slot.
-   * Returns true when this closed the box.
+   * While it is closed, a connect failure opens it at once. Returns true when this closed the box.
    */
   record(outcome: Outcome, isProbe: boolean, nowMs: number): boolean {
     if (this.#retryAtMs !== undefined) {
@@ -102,7 +124,7 @@ export class PenaltyBox {
         this.#probe = 'none';
         return false;
       }
-      if (outcome === 'failure') {
+      if (outcome === 'failure' || outcome === 'connect-failure') {
         this.#open(nowMs);
         return false;
       }
@@ -113,6 +135,7 @@ export class PenaltyBox {
       return true;
     }
     if (outcome === 'success') this.#failures = 0;
+    else if (outcome === 'connect-failure') this.#open(nowMs);
     else if (outcome === 'failure' && ++this.#failures >= this.#opts.consecutiveFailures) this.#open(nowMs);
     return false;
   }

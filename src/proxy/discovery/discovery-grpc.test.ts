@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import {
+  type DestinationProfile,
   destinationApi,
   type GetDestination,
   type Update,
@@ -18,13 +19,23 @@ import { newGrpcDiscovery } from './discovery-grpc.js';
 const log = newLogger('error', {}, () => {});
 const FAST_BACKOFF = { minBackoffMs: 20, maxBackoffMs: 100, jitter: 0.5 };
 
-/** A scripted Destination server: every Get stream is handed to `onGet` and kept in `streams`. */
+type ProfileCall = grpc.ServerWritableStream<GetDestination, DestinationProfile>;
+
+/**
+ * A scripted Destination server: every Get stream is handed to `onGet` and kept in `streams`;
+ * every GetProfile stream to `onProfile` (default: ended at once, a control plane without
+ * profiles) and kept in `profiles`.
+ */
 class ScriptedControlPlane {
   readonly streams: grpc.ServerWritableStream<GetDestination, Update>[] = [];
+  readonly profiles: ProfileCall[] = [];
   private server = new grpc.Server();
   port = 0;
 
-  constructor(private readonly onGet: (call: grpc.ServerWritableStream<GetDestination, Update>) => void) {}
+  constructor(
+    private readonly onGet: (call: grpc.ServerWritableStream<GetDestination, Update>) => void,
+    private readonly onProfile: (call: ProfileCall) => void = (call) => call.end(),
+  ) {}
 
   async start(port = 0): Promise<string> {
     this.server = new grpc.Server();
@@ -33,7 +44,10 @@ class ScriptedControlPlane {
         this.streams.push(call);
         this.onGet(call);
       },
-      GetProfile: (call: grpc.ServerWritableStream<GetDestination, unknown>) => call.end(),
+      GetProfile: (call: ProfileCall) => {
+        this.profiles.push(call);
+        this.onProfile(call);
+      },
     });
     this.port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
@@ -58,6 +72,14 @@ const addr = (a: string, labels: Record<string, string> = {}): WeightedAddr => (
 const add = (...addrs: WeightedAddr[]): Update => ({ update: 'add', add: { addrs } });
 const remove = (...addrs: WeightedAddr[]): Update => ({ update: 'remove', remove: { addrs } });
 const none = (exists: boolean): Update => ({ update: 'noEndpoints', noEndpoints: { exists } });
+const profile = (opaque: boolean): DestinationProfile => ({
+  opaquePorts: opaque ? [80] : [],
+  opaque,
+  fullyQualifiedName: '',
+  routes: [],
+});
+/** Whether the server saw the client cancel `call`. */
+const cancelled = (call: grpc.ServerWritableStream<GetDestination, unknown>) => call.cancelled;
 const addrsOf = (d: Destination) => d.endpoints.map((e) => e.addr).sort();
 
 async function until(check: () => boolean, what: string): Promise<void> {
@@ -149,5 +171,49 @@ describe('newGrpcDiscovery', () => {
     await cp.start(port);
     await until(() => addrsOf(books).join() === '10.0.0.3:4143', 'the resync');
     assert.equal(cp.streams.length, 2, 'resubscribed once');
+  });
+
+  it('subscribes to the profile too: its opaque mark wins over the endpoints hints and follows changes', async () => {
+    const cp = new ScriptedControlPlane(
+      (call) => call.write(add(addr('10.0.0.1:4143'))),
+      (call) => call.write(profile(true)),
+    );
+    toClose.push(cp);
+    const discovery = newGrpcDiscovery(await cp.start(), log, { backoff: FAST_BACKOFF });
+    toClose.push(discovery);
+    const books = (await discovery.resolve('books:80')) as Destination;
+    assert.equal(books.opaque, true, 'the first resolve waited for the profile');
+    assert.equal(cp.profiles.length, 1);
+    assert.equal(cp.profiles[0].request.authority, 'books:80');
+    let changes = 0;
+    books.watch(() => changes++);
+    cp.profiles[0].write(profile(false));
+    await until(() => !books.opaque, 'the profile change');
+    assert.equal(changes, 1, 'watchers hear of it');
+    cp.streams[0].write(add(addr('10.0.0.2:4143')));
+    await until(() => books.endpoints.length === 2, 'the added endpoint');
+    assert.equal(books.opaque, false, 'endpoint updates keep the profile mark');
+  });
+
+  it('closes an idle authority’s streams, not while someone watches it, and subscribes afresh on the next resolve', async () => {
+    const cp = new ScriptedControlPlane(
+      (call) => call.write(add(addr('10.0.0.1:4143'))),
+      (call) => call.write(profile(false)),
+    );
+    toClose.push(cp);
+    const discovery = newGrpcDiscovery(await cp.start(), log, { backoff: FAST_BACKOFF, idleMs: 100 });
+    toClose.push(discovery);
+    const first = (await discovery.resolve('books:80')) as Destination;
+    const unwatch = first.watch(() => {}); // a request waiting for an endpoint
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(cancelled(cp.streams[0]) || cancelled(cp.profiles[0]), false, 'kept while watched');
+    unwatch();
+    await until(() => cancelled(cp.streams[0]) && cancelled(cp.profiles[0]), 'both streams cancelled');
+    assert.deepEqual(addrsOf(first), ['10.0.0.1:4143'], 'its last state stays for whoever holds it');
+    const again = (await discovery.resolve('books:80')) as Destination;
+    assert.notEqual(again, first, 'a new subscription');
+    assert.deepEqual(addrsOf(again), ['10.0.0.1:4143']);
+    assert.equal(cp.streams.length, 2);
+    assert.equal(cp.profiles.length, 2);
   });
 });

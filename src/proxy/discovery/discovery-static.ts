@@ -8,12 +8,10 @@ import { normalizeAuthority, parseHostPort } from '../../lib/addr.js';
 import { ConfigError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { Destination, Discovery, Endpoint } from './discovery.js';
+import { MutableDestination } from './mutable-destination.js';
 
-interface MutableDestination {
-  authority: string;
-  opaque: boolean;
-  endpoints: readonly Endpoint[];
-}
+/** A destination as parsed from the file, before it is handed out. */
+type ParsedDestination = Pick<Destination, 'authority' | 'opaque' | 'endpoints'>;
 
 /** Loads `path` now (throwing ConfigError with file:line for any problem) and watches it. */
 export function newStaticDiscovery(path: string, log: Logger): Discovery {
@@ -23,17 +21,15 @@ export function newStaticDiscovery(path: string, log: Logger): Discovery {
 
   // Destinations handed out stay the same objects across reloads, so balancers holding them
   // see new endpoints without resolving again.
-  function apply(next: Map<string, Destination>): void {
+  function apply(next: Map<string, ParsedDestination>): void {
     for (const [authority, dest] of next) {
       const cur = table.get(authority);
-      if (cur) {
-        cur.opaque = dest.opaque;
-        cur.endpoints = dest.endpoints;
-      } else table.set(authority, { ...dest });
+      if (cur) cur.update({ opaque: dest.opaque, endpoints: dest.endpoints });
+      else table.set(authority, new MutableDestination(authority, dest.opaque, dest.endpoints));
     }
     // A service dropped from the file is unknown again (forwarded to its own host:port); anyone
     // still holding its Destination sees no endpoints.
-    for (const [authority, cur] of table) if (!next.has(authority)) cur.endpoints = [];
+    for (const [authority, cur] of table) if (!next.has(authority)) cur.update({ endpoints: [] });
     known = new Set(next.keys());
   }
 
@@ -67,11 +63,11 @@ function readDestinationsFile(path: string): string {
 }
 
 /** Parses the destinations file text; every problem is reported with its line. */
-export function parseDestinationsFile(path: string, text: string): Map<string, Destination> {
+export function parseDestinationsFile(path: string, text: string): Map<string, ParsedDestination> {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines });
   const problems: string[] = doc.errors.map((e) => `${path}:${e.linePos?.[0].line ?? '?'}: ${e.message}`);
-  const out = new Map<string, Destination>();
+  const out = new Map<string, ParsedDestination>();
   const at = (node: unknown) => {
     const range = (node as { range?: [number] } | null)?.range;
     return `${path}:${range ? lines.linePos(range[0]).line : '?'}`;

@@ -26,6 +26,11 @@ export interface Destination {
   /** Traffic to this service is never parsed as HTTP. */
   readonly opaque: boolean;
   readonly endpoints: readonly Endpoint[];
+  /**
+   * Calls `listener` synchronously after each change discovery makes to this destination (the
+   * change is already visible); returns the function that stops the calls.
+   */
+  watch(listener: () => void): () => void;
 }
 
 export interface Discovery {

@@ -27,9 +27,14 @@ export class H2Pool {
     this.#log = log;
   }
 
-  /** The live session to `target`, opening one if needed. Never throws; failures surface on streams. */
+  /**
+   * The live session to `target`, opening one if needed. Never throws; failures surface on
+   * streams. Sessions are pooled per address and expected identity: one verified for an identity
+   * never carries requests meant for another.
+   */
   get(target: ConnectTarget): PooledSession {
-    const cur = this.#sessions.get(target.addr);
+    const key = target.identity ? `${target.addr} ${target.identity}` : target.addr;
+    const cur = this.#sessions.get(key);
     if (cur && !cur.session.closed && !cur.session.destroyed) return cur;
     const session = http2.connect(`http://${target.addr}`, {
       createConnection: () => this.#connector.connecting(target),
@@ -38,7 +43,7 @@ export class H2Pool {
     });
     const pooled: PooledSession = { session, connected: false };
     const drop = () => {
-      if (this.#sessions.get(target.addr) === pooled) this.#sessions.delete(target.addr);
+      if (this.#sessions.get(key) === pooled) this.#sessions.delete(key);
     };
     session.once('connect', () => {
       pooled.connected = true;
@@ -50,7 +55,7 @@ export class H2Pool {
     });
     session.once('goaway', drop);
     session.once('close', drop);
-    this.#sessions.set(target.addr, pooled);
+    this.#sessions.set(key, pooled);
     return pooled;
   }
 

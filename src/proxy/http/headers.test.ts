@@ -39,3 +39,12 @@ test('weft-timeout accepts ms, s and m, and ignores junk', () => {
   assert.equal(parseTimeoutHeader('0'), undefined);
   assert.equal(parseTimeoutHeader(undefined), undefined);
 });
+
+test('a client-sent weft-client-id is never carried on (only the inbound proxy sets it)', () => {
+  assert.deepEqual(
+    endToEndHeaders({ 'weft-client-id': 'spiffe://weft.local/ns/default/sa/forged', 'x-a': '1' }),
+    {
+      'x-a': '1',
+    },
+  );
+});

@@ -18,12 +18,17 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'host',
   'http2-settings',
+  // Not hop-by-hop in RFC 9110's sense, but set by the inbound proxy for its own app alone: a
+  // client's copy is never forwarded, in either direction, so an app cannot forge it.
+  'weft-client-id',
 ]);
 
 /** Header the outbound proxy adds when it carries an HTTP/1 request over the mesh's HTTP/2. */
 export const ORIG_PROTO_HEADER = 'weft-orig-proto';
 /** Per-request timeout override, e.g. `250ms`, `2s`. */
 export const TIMEOUT_HEADER = 'weft-timeout';
+/** The verified SPIFFE ID of the client, set by the inbound proxy on requests that came over mTLS. */
+export const CLIENT_ID_HEADER = 'weft-client-id';
 /** Header on every response the proxy itself makes. */
 export const PROXY_ERROR_HEADER = 'weft-proxy-error';
 

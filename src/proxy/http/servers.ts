@@ -16,15 +16,23 @@ import {
 } from '../../lib/errors.js';
 import { type ProxyContext, TLS_PLAINTEXT } from '../context.js';
 import type { Direction } from '../metrics/proxy-metrics.js';
+import type { PeerInfo } from '../tls/peer-info.js';
 import { h1Downstream, h1RequestHead, rawH1ErrorResponse } from './downstream-h1.js';
 import { h2Downstream, h2RequestHead } from './downstream-h2.js';
 import { type RequestHead, type Routed, runExchange } from './exchange.js';
 import { headWithoutUpgrade, isH2cUpgrade } from './upgrade-h2c.js';
 
 export interface HttpHandlers {
-  route(head: RequestHead): Routed | Promise<Routed>;
+  /** `peer`: the client of the connection, when the stack said who it is (the inbound proxy does). */
+  route(head: RequestHead, peer?: PeerInfo): Routed | Promise<Routed>;
   /** An HTTP/1 Upgrade request (WebSocket): the handler owns `socket` from now on. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, defaultAuthority: string | undefined): void;
+  upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    defaultAuthority: string | undefined,
+    peer?: PeerInfo,
+  ): void;
   /**
    * An HTTP/1 CONNECT request: the handler owns `socket` from now on, unless it throws a
    * WeftError synchronously to refuse it (the server then answers and counts it).
@@ -33,9 +41,12 @@ export interface HttpHandlers {
 }
 
 export interface HttpServers {
-  /** Serves HTTP/1 on a socket; `defaultAuthority` stands in for a missing Host (CONNECT tunnels). */
-  serveH1(socket: net.Socket, defaultAuthority?: string): void;
-  serveH2(socket: net.Socket, defaultAuthority?: string): void;
+  /**
+   * Serves HTTP/1 on a socket; `defaultAuthority` stands in for a missing Host (CONNECT tunnels);
+   * `peer` is passed to the handlers with every request of the connection.
+   */
+  serveH1(socket: net.Socket, defaultAuthority?: string, peer?: PeerInfo): void;
+  serveH2(socket: net.Socket, defaultAuthority?: string, peer?: PeerInfo): void;
   /** Starts draining: GOAWAY on HTTP/2 sessions, idle HTTP/1 connections closed. */
   drain(): void;
 }
@@ -47,6 +58,8 @@ const H2_SETTINGS = { maxConcurrentStreams: 1000, initialWindowSize: 1 << 20, en
 export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers: HttpHandlers): HttpServers {
   const { config, log, metrics } = ctx;
   const tunnelAuthority = new WeakMap<object, string>();
+  // The client of each connection (HTTP/1 socket or HTTP/2 session), when the stack gave one.
+  const peers = new WeakMap<object, PeerInfo>();
   const sessions = new Set<Http2Session>();
   const errorSeries = () => metrics.http(direction, '', '', TLS_PLAINTEXT);
 
@@ -61,9 +74,10 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
     } catch (err) {
       return rejectH1(req, res, asWeftError(err));
     }
+    const peer = peers.get(req.socket);
     void runExchange(
       h1Downstream(req, res, head, () => ctx.draining),
-      handlers.route,
+      peer ? (h) => handlers.route(h, peer) : handlers.route,
       errorSeries,
     );
   };
@@ -88,7 +102,8 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
   h1.on('request', onRequest);
   h1.on('checkContinue', onRequest);
   h1.on('upgrade', (req, socket, head) => {
-    if (!isH2cUpgrade(req)) return handlers.upgrade(req, socket, head, tunnelAuthority.get(req.socket));
+    if (!isH2cUpgrade(req))
+      return handlers.upgrade(req, socket, head, tunnelAuthority.get(req.socket), peers.get(req.socket));
     // Declined: the same socket goes back to the parser with the request minus the offer.
     socket.unshift(Buffer.concat([headWithoutUpgrade(req), head]));
     h1.emit('connection', socket);
@@ -122,9 +137,11 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
 
   const h2 = http2.createServer({ settings: H2_SETTINGS, maxSessionMemory: 64 });
   let pendingAuthority: string | undefined;
+  let pendingPeer: PeerInfo | undefined;
   h2.on('session', (session) => {
     sessions.add(session);
     if (pendingAuthority) tunnelAuthority.set(session, pendingAuthority);
+    if (pendingPeer) peers.set(session, pendingPeer);
     session.on('error', (err) => log.debug('h2 session error', { direction, error: err.message }));
     session.once('close', () => sessions.delete(session));
     session.once('connect', () => session.setLocalWindowSize(8 << 20));
@@ -147,28 +164,36 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
       series.response(e.httpStatus, undefined, e.reason).observe(0);
       return h2Downstream(stream, { hasBody: false, grpc: false, method: 'GET' } as RequestHead).fail(e);
     }
-    void runExchange(h2Downstream(stream, head), handlers.route, errorSeries);
+    const peer = peers.get(stream.session as object);
+    void runExchange(
+      h2Downstream(stream, head),
+      peer ? (h) => handlers.route(h, peer) : handlers.route,
+      errorSeries,
+    );
   });
 
   return {
-    serveH1(socket, defaultAuthority) {
+    serveH1(socket, defaultAuthority, peer) {
       // The client closed before sending a byte (detection saw the EOF): the HTTP server would
       // never see that 'end' and would keep the half-open socket forever, holding shutdown.
       if (socket.readableEnded) return void socket.destroy();
       if (defaultAuthority) tunnelAuthority.set(socket, defaultAuthority);
+      if (peer) peers.set(socket, peer);
       h1.emit('connection', socket);
       socket.resume();
     },
-    serveH2(socket, defaultAuthority) {
+    serveH2(socket, defaultAuthority, peer) {
       // HTTP/2 half-closes streams, never the connection: a client's FIN (curl just closes)
       // must end the session. Left half-open, the session and socket lived on forever and
       // tcp_open_connections never came down.
       socket.allowHalfOpen = false;
       pendingAuthority = defaultAuthority;
+      pendingPeer = peer;
       try {
         h2.emit('connection', socket);
       } finally {
         pendingAuthority = undefined;
+        pendingPeer = undefined;
       }
     },
     drain() {

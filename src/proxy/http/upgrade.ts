@@ -10,16 +10,26 @@ import type { HttpSeries } from '../metrics/proxy-metrics.js';
 import type { Connector, ConnectTarget } from '../tcp/connect.js';
 import { joinSockets } from '../tcp/opaque.js';
 import { rawH1ErrorResponse } from './downstream-h1.js';
+import { CLIENT_ID_HEADER } from './headers.js';
 
-const DROP = new Set(['proxy-connection', 'proxy-authorization', 'host', 'weft-timeout']);
+const DROP = new Set(['proxy-connection', 'proxy-authorization', 'host', 'weft-timeout', CLIENT_ID_HEADER]);
 
-/** The request head as HTTP/1.1 text, with `path` (origin-form) and `authority` as Host. */
-export function serializeRequestHead(req: IncomingMessage, path: string, authority: string): Buffer {
+/**
+ * The request head as HTTP/1.1 text, with `path` (origin-form) and `authority` as Host, and
+ * `extra` fields (the inbound proxy's weft-client-id) after the client's.
+ */
+export function serializeRequestHead(
+  req: IncomingMessage,
+  path: string,
+  authority: string,
+  extra?: Readonly<Record<string, string>>,
+): Buffer {
   let s = `${req.method} ${path} HTTP/1.1\r\nhost: ${authority}\r\n`;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     if (!DROP.has(raw[i].toLowerCase())) s += `${raw[i]}: ${raw[i + 1]}\r\n`;
   }
+  for (const name in extra) s += `${name}: ${extra[name]}\r\n`;
   return Buffer.from(`${s}\r\n`, 'latin1');
 }
 
@@ -36,6 +46,7 @@ export async function forwardUpgrade(
   authority: string,
   series: HttpSeries,
   connector: Connector,
+  extraHeaders?: Readonly<Record<string, string>>,
 ): Promise<void> {
   const startMs = performance.now();
   series.request.inc();
@@ -54,7 +65,7 @@ export async function forwardUpgrade(
       .response(m ? Number(m[1]) : 502, undefined, m ? undefined : 'peer failed')
       .observe(performance.now() - startMs);
   });
-  upstream.write(serializeRequestHead(req, path, authority));
+  upstream.write(serializeRequestHead(req, path, authority, extraHeaders));
   if (head.length > 0) upstream.write(head);
   joinSockets(client, upstream);
 }

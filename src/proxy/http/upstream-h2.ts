@@ -69,6 +69,8 @@ function sendOnce(
     });
     stream.on('error', (err) => {
       if (responded) return; // surfaces through the body stream
+      // Refused (the peer is going away): it reports this as an error too, before 'close'.
+      if (stream.rstCode === NGHTTP2_REFUSED_STREAM) return reject(new RefusedStreamError());
       reject(pooled.connected ? new PeerError(err.message, err) : asConnectError(target, err));
     });
     stream.once('close', () => {

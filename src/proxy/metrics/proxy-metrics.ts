@@ -10,7 +10,7 @@ import {
   LATENCY_BUCKETS_MS,
   type Labels,
   Registry,
-} from './registry.js';
+} from '../../lib/metrics/registry.js';
 
 export type Direction = 'inbound' | 'outbound';
 
@@ -46,6 +46,9 @@ export class ProxyMetrics {
   readonly #tcpWrite;
   readonly #detect;
   readonly #refused;
+  readonly #retries;
+  readonly #identityExpiration;
+  readonly #identityRefresh;
   readonly #httpCache = new Map<string, HttpSeries>();
   readonly #tcpCache = new Map<string, TcpSeries>();
 
@@ -69,6 +72,18 @@ export class ProxyMetrics {
       'Outcomes of protocol detection on accepted connections',
     );
     this.#refused = r.counter('tcp_refused_total', 'Connections refused before being served');
+    this.#identityExpiration = r.gauge(
+      'identity_cert_expiration_timestamp_seconds',
+      "Unix time at which this proxy's workload certificate expires",
+    );
+    this.#identityRefresh = r.counter(
+      'identity_cert_refresh_total',
+      'Certify calls of this proxy, by result (ok|failure)',
+    );
+    this.#retries = r.counter(
+      'retry_total',
+      'Requests and connections sent again to another endpoint, by reason (connect: the first could not be reached)',
+    );
   }
 
   /** Series for HTTP requests to one target. `extra` labels (e.g. dst_*) are appended. */
@@ -117,13 +132,16 @@ export class ProxyMetrics {
     };
   }
 
-  /** Series for connections: `peer` is `src` (accepted) or `dst` (opened to a next hop). */
-  tcp(direction: Direction, peer: 'src' | 'dst', targetAddr: string, tls: string): TcpSeries {
-    const key = `${direction}\0${peer}\0${targetAddr}\0${tls}`;
+  /**
+   * Series for connections: `peer` is `src` (accepted) or `dst` (opened to a next hop). `extra`
+   * labels (server_id, client_id, no_tls_reason, dst_*) are appended.
+   */
+  tcp(direction: Direction, peer: 'src' | 'dst', targetAddr: string, tls: string, extra?: Labels): TcpSeries {
+    const key = `${direction}\0${peer}\0${targetAddr}\0${tls}${extra ? `\0${JSON.stringify(extra)}` : ''}`;
     let s = this.#tcpCache.get(key);
     if (!s) {
       if (this.#tcpCache.size >= MAX_CACHED) this.#tcpCache.clear();
-      const labels = { direction, peer, target_addr: targetAddr, tls };
+      const labels = { direction, peer, target_addr: targetAddr, tls, ...extra };
       const open = this.#tcpOpen.with(labels);
       const conns: Gauge = this.#tcpOpenConns.with(labels);
       const read = this.#tcpRead.with(labels);
@@ -155,5 +173,20 @@ export class ProxyMetrics {
 
   refused(direction: Direction, reason: string): void {
     this.#refused.with({ direction, reason }).inc();
+  }
+
+  /** Records the notAfter (Unix ms) of the workload certificate now held. */
+  identityCertificate(notAfterMs: number): void {
+    this.#identityExpiration.with({}).set(Math.floor(notAfterMs / 1000));
+  }
+
+  /** Counts one certificate request (bootstrap or renewal) and its outcome. */
+  identityRefreshed(result: 'ok' | 'failure'): void {
+    this.#identityRefresh.with({ result }).inc();
+  }
+
+  /** Counts a request or connection sent again to another endpoint of `authority`. */
+  retried(direction: Direction, authority: string, protocol: 'http' | 'tcp', reason: 'connect'): void {
+    this.#retries.with({ direction, authority, protocol, reason }).inc();
   }
 }

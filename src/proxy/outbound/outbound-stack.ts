@@ -7,9 +7,17 @@ import type { IncomingMessage } from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { normalizeAuthority, parseHostPort } from '../../lib/addr.js';
-import { asWeftError, BadRequestError, LoopError, NoEndpointsError } from '../../lib/errors.js';
-import { balancedSend, EndpointBalancer } from '../balance/endpoint-balancer.js';
-import { type ProxyContext, TLS_PLAINTEXT } from '../context.js';
+import {
+  asWeftError,
+  BadRequestError,
+  LoadShedError,
+  LoopError,
+  NoEndpointsError,
+} from '../../lib/errors.js';
+import { BalanceQueue } from '../balance/balance-queue.js';
+import { type Attempt, connectRetryRoute } from '../balance/connect-retry.js';
+import { balancedSend, type EndpointBalancer, isConnectFailure } from '../balance/endpoint-balancer.js';
+import type { ProxyContext } from '../context.js';
 import type { Destination, Endpoint } from '../discovery/discovery.js';
 import { rawH1ErrorResponse } from '../http/downstream-h1.js';
 import type { RequestHead, Routed, Send } from '../http/exchange.js';
@@ -17,17 +25,23 @@ import { type HttpServers, newHttpServers } from '../http/servers.js';
 import { forwardUpgrade } from '../http/upgrade.js';
 import { h1Send } from '../http/upstream-h1.js';
 import { h2Send } from '../http/upstream-h2.js';
+import { IdentityNotReadyError } from '../identity/identity-errors.js';
 import type { HttpSeries } from '../metrics/proxy-metrics.js';
 import type { Connector, ConnectTarget } from '../tcp/connect.js';
 import { detectProtocol, detectResultLabel } from '../tcp/detect.js';
 import { joinSockets } from '../tcp/opaque.js';
 import { encodeTransportHeader } from '../tcp/transport-header.js';
+import { outboundTlsLabels, type TlsLabels, withLabels } from '../tls/tls-labels.js';
 import { reachesListener } from './loop-guard.js';
 
 export interface OutboundStack {
   /** Handles a connection accepted on the outbound listener. */
   accept(socket: net.Socket): void;
-  /** Handles a connection accepted on the upstream binding for `authority` (opaque TCP). */
+  /**
+   * Handles a connection accepted on the upstream binding for `authority`: HTTP/1 and HTTP/2
+   * requests are routed to `authority` whatever their Host says (which is forwarded as sent);
+   * anything else, and every connection to an opaque port or destination, is opaque TCP.
+   */
   acceptUpstream(socket: net.Socket, authority: string): void;
   drain(): void;
 }
@@ -53,19 +67,46 @@ interface Resolved {
 /** `listenAddr` is the outbound listener's bound address, once known (for the loop guard). */
 export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | undefined): OutboundStack {
   const { config, metrics, log } = ctx;
-  // One balancer per destination; Destination objects live as long as discovery knows them.
-  const balancers = new WeakMap<Destination, EndpointBalancer>();
-  const balancerFor = (dest: Destination): EndpointBalancer => {
-    let b = balancers.get(dest);
-    if (!b) balancers.set(dest, (b = new EndpointBalancer()));
-    return b;
+  // One balancer and wait queue per destination; Destination objects live as long as discovery
+  // knows them (and as long as a request holds one).
+  const queues = new WeakMap<Destination, BalanceQueue>();
+  const queueOptions = { capacity: config.balancerQueueCapacity, failFastMs: config.failfastTimeoutMs };
+  const queueFor = (dest: Destination): BalanceQueue => {
+    let q = queues.get(dest);
+    if (!q) queues.set(dest, (q = new BalanceQueue(dest, queueOptions)));
+    return q;
   };
+  const balancerFor = (dest: Destination): EndpointBalancer => queueFor(dest).balancer;
   const opaquePorts = new Set(config.opaquePorts);
   const meshOverH2 = config.meshHttp1Transport === 'h2';
   // What a routed request needs of its endpoint, built once per Endpoint object (discovery
   // replaces the object when an endpoint changes), so the hot path only looks it up.
   const perEndpoint = new WeakMap<Endpoint, EndpointRoute>();
   let listenPort: number | undefined;
+  // mTLS to an endpoint exactly when this proxy has an identity, the endpoint is a meshed proxy
+  // and discovery gave its identity: the mesh connector then dials TLS (it reads `identity` off
+  // the endpoint, the ConnectTarget of every send). Everything else is plaintext, and labelled so.
+  const identityEnabled = ctx.identity !== null;
+  const plaintext = outboundTlsLabels(identityEnabled, undefined);
+  const endpointTls = (ep: Endpoint | undefined): TlsLabels =>
+    ep?.meshed ? outboundTlsLabels(identityEnabled, ep.identity) : plaintext;
+
+  /**
+   * The first certificate is fetched while the listeners bind: a request to the mesh that
+   * arrives before it is held waits for it (as long as for an endpoint) instead of failing its
+   * mTLS connect. Undefined (no wait) once it is held, or without an identity.
+   */
+  function identityWait(): Promise<void> | undefined {
+    const id = ctx.identity;
+    if (!id || id.ready()) return undefined;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new IdentityNotReadyError(id.id)), config.failfastTimeoutMs);
+      void id.whenReady().then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
 
   async function resolve(rawAuthority: string): Promise<Resolved> {
     let authority: string;
@@ -89,8 +130,14 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
         endpoint: undefined,
       };
     }
-    const endpoint = balancerFor(dest).pick(dest.endpoints);
-    if (!endpoint) throw new NoEndpointsError(authority);
+    const waitIdentity = identityWait();
+    if (waitIdentity) await waitIdentity;
+    // No endpoint available: wait in the destination's queue (bounded, with a deadline).
+    const queue = queueFor(dest);
+    const picked = queue.pick();
+    if (!(picked instanceof Promise)) return { authority, dest, target: picked, endpoint: picked };
+    log.debug('waiting for an endpoint', { authority, waiting: queue.waiting });
+    const endpoint = await picked;
     return { authority, dest, target: endpoint, endpoint };
   }
 
@@ -102,11 +149,12 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
       for (const k in ep.labels) labels[`dst_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`] = ep.labels[k];
       const balancer = balancerFor(dest);
       const hops = ep.meshed ? ctx.mesh : ctx.direct;
+      const tls = endpointTls(ep);
       const h1 = ep.meshed && meshOverH2 ? h2Send(hops.h2Pool, ep, true) : h1Send(hops.h1Agent, ep);
       er = {
         authority,
         connector: hops.connector,
-        series: metrics.http('outbound', authority, ep.addr, TLS_PLAINTEXT, labels),
+        series: metrics.http('outbound', authority, ep.addr, tls.tls, withLabels(tls, labels)),
         sendH2: balancedSend(balancer, ep, h2Send(hops.h2Pool, ep, false)),
         sendH1: balancedSend(balancer, ep, h1),
       };
@@ -115,25 +163,39 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
     return er;
   }
 
-  async function route(head: RequestHead): Promise<Routed> {
+  /** `authority`: where to route, when not what the client named (an upstream binding's service). */
+  async function route(head: RequestHead, authority = head.authority): Promise<Routed> {
     let r: Resolved;
     try {
-      r = await resolve(head.authority);
+      r = await resolve(authority);
     } catch (err) {
       // A known service without endpoints fails under its own authority, where dashboards look
       // for its errors, not in the unlabelled series of requests that never named a service.
-      if (!(err instanceof NoEndpointsError)) throw err;
+      if (!(err instanceof NoEndpointsError || err instanceof LoadShedError)) throw err;
       return {
-        series: metrics.http('outbound', err.authority, '', TLS_PLAINTEXT),
+        series: metrics.http('outbound', err.authority, '', plaintext.tls, plaintext.extra),
         send: () => Promise.reject(err),
       };
     }
     if (r.endpoint && r.dest) {
-      const er = endpointRoute(r.authority, r.dest, r.endpoint);
-      return { series: er.series, send: head.origProto === 'HTTP/2' ? er.sendH2 : er.sendH1 };
+      const { authority, dest, endpoint } = r;
+      const h2 = head.origProto === 'HTTP/2';
+      const attempt = (ep: Endpoint): Attempt => {
+        const er = endpointRoute(authority, dest, ep);
+        return { series: er.series, send: h2 ? er.sendH2 : er.sendH1 };
+      };
+      // An endpoint that cannot be reached costs the request nothing when another one can.
+      return connectRetryRoute(
+        attempt(endpoint),
+        () => {
+          const other = queueFor(dest).pickOther(endpoint);
+          return other && attempt(other);
+        },
+        () => metrics.retried('outbound', authority, 'http', 'connect'),
+      );
     }
     // Outside the mesh: straight to the authority, in the client's protocol.
-    const series = metrics.http('outbound', r.authority, r.target.addr, TLS_PLAINTEXT);
+    const series = metrics.http('outbound', r.authority, r.target.addr, plaintext.tls, plaintext.extra);
     const send =
       head.origProto === 'HTTP/2'
         ? h2Send(ctx.direct.h2Pool, r.target, false)
@@ -144,39 +206,81 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
   /** Opaque TCP to an authority: the mesh transport to a meshed endpoint, else straight through. */
   async function forwardOpaque(client: Duplex, rawAuthority: string): Promise<void> {
     let r: Resolved;
-    let upstream: net.Socket;
+    let opened: { target: ConnectTarget; endpoint: Endpoint | undefined; upstream: net.Socket };
     try {
       r = await resolve(rawAuthority);
-      upstream = await (r.endpoint?.meshed ? ctx.mesh : ctx.direct).connector.connect(r.target);
+      opened = await connectOpaque(r);
     } catch (e) {
       log.debug('opaque connect failed', { authority: rawAuthority, error: asWeftError(e).message });
       client.destroy();
       return;
     }
-    const closed = metrics.tcp('outbound', 'dst', r.target.addr, TLS_PLAINTEXT).open();
+    const { target, endpoint, upstream } = opened;
+    const tls = endpointTls(endpoint);
+    const closed = metrics.tcp('outbound', 'dst', target.addr, tls.tls, tls.extra).open();
     upstream.once('close', (hadError) =>
       closed(upstream.bytesRead, upstream.bytesWritten, hadError ? 'error' : undefined),
     );
-    if (r.endpoint?.meshed) upstream.write(encodeTransportHeader({ port: 0, authority: r.authority }));
+    if (endpoint?.meshed) upstream.write(encodeTransportHeader({ port: 0, authority: r.authority }));
     joinSockets(client, upstream);
   }
 
+  /**
+   * The upstream connection of an opaque stream, balanced per connection: once more to another
+   * endpoint when the chosen one cannot be reached.
+   */
+  async function connectOpaque(r: Resolved) {
+    const { dest, endpoint } = r;
+    if (!dest || !endpoint) {
+      return { target: r.target, endpoint, upstream: await ctx.direct.connector.connect(r.target) };
+    }
+    const queue = queueFor(dest);
+    try {
+      return { target: endpoint, endpoint, upstream: await connectEndpoint(queue.balancer, endpoint) };
+    } catch (err) {
+      const other = isConnectFailure(err) ? queue.pickOther(endpoint) : undefined;
+      if (!other) throw err;
+      metrics.retried('outbound', r.authority, 'tcp', 'connect');
+      return { target: other, endpoint: other, upstream: await connectEndpoint(queue.balancer, other) };
+    }
+  }
+
+  /**
+   * Connects to `ep` for an opaque stream; the balancer sees it pending while it is open, its
+   * connect time as its latency, and a failed connect as the endpoint's failure.
+   */
+  async function connectEndpoint(balancer: EndpointBalancer, ep: Endpoint): Promise<net.Socket> {
+    const conn = balancer.start(ep);
+    try {
+      const socket = await (ep.meshed ? ctx.mesh : ctx.direct).connector.connect(ep);
+      conn.responded();
+      socket.once('close', conn.end);
+      return socket;
+    } catch (err) {
+      if (isConnectFailure(err)) conn.connectFailed();
+      conn.end();
+      throw err;
+    }
+  }
+
+  /** `routeAuthority`: where to route, when not the request's Host (an upstream binding's service). */
   async function upgrade(
     req: IncomingMessage,
     socket: Duplex,
     head: Buffer,
     defaultAuthority: string | undefined,
+    routeAuthority?: string,
   ) {
     try {
       const path = absoluteToOrigin(req.url ?? '/');
       const authority = hostOf(req) ?? defaultAuthority;
       if (!authority) throw new BadRequestError('upgrade request has no Host');
-      const r = await resolve(authority);
+      const r = await resolve(routeAuthority ?? authority);
       const { series, connector } =
         r.endpoint && r.dest
           ? endpointRoute(r.authority, r.dest, r.endpoint)
           : {
-              series: metrics.http('outbound', r.authority, r.target.addr, TLS_PLAINTEXT),
+              series: metrics.http('outbound', r.authority, r.target.addr, plaintext.tls, plaintext.extra),
               connector: ctx.direct.connector,
             };
       await forwardUpgrade(req, socket, head, r.target, path, authority, series, connector);
@@ -224,10 +328,28 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
   }
 
   const servers: HttpServers = newHttpServers(ctx, 'outbound', {
-    route,
+    route: (head) => route(head),
     upgrade: (req, socket, head, def) => void upgrade(req, socket, head, def),
     connect,
   });
+
+  // One pair of HTTP servers per upstream binding, made on its first HTTP connection: their
+  // requests and upgrades go to the binding's service; a CONNECT is served as on the outbound
+  // listener.
+  const bindingServers = new Map<string, HttpServers>();
+  const serversFor = (authority: string): HttpServers => {
+    let s = bindingServers.get(authority);
+    if (!s) {
+      s = newHttpServers(ctx, 'outbound', {
+        route: (head) => route(head, authority),
+        upgrade: (req, socket, head) => void upgrade(req, socket, head, authority, authority),
+        connect,
+      });
+      if (ctx.draining) s.drain();
+      bindingServers.set(authority, s);
+    }
+    return s;
+  };
 
   return {
     accept(socket) {
@@ -241,9 +363,22 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
       });
     },
     acceptUpstream(socket, authority) {
-      void forwardOpaque(socket, authority);
+      // What an app that ignores proxy settings needs: it calls the binding as if it were the
+      // service. Server-first ports and opaque destinations skip detection, as CONNECT tunnels
+      // do (not counted as `skipped`: the binding, not the app, chose opaque here).
+      void skipsDetection(authority, parseHostPort(authority).port).then(async (skip) => {
+        if (skip) return forwardOpaque(socket, authority);
+        const d = await detectProtocol(socket, config.detectTimeoutMs, false);
+        metrics.detected('outbound', detectResultLabel(d));
+        if (d.kind === 'h2') serversFor(authority).serveH2(socket);
+        else if (d.kind === 'h1') serversFor(authority).serveH1(socket);
+        else void forwardOpaque(socket, authority);
+      });
     },
-    drain: () => servers.drain(),
+    drain: () => {
+      servers.drain();
+      for (const s of bindingServers.values()) s.drain();
+    },
   };
 }
 

@@ -9,6 +9,11 @@ export interface ConnectTarget {
   readonly host: string;
   readonly port: number;
   readonly addr: string;
+  /**
+   * The SPIFFE ID discovery promised for this next hop: the mesh connector speaks mTLS to it and
+   * accepts only a peer presenting exactly this identity. Plain TCP without it.
+   */
+  readonly identity?: string;
 }
 
 /** Connects; resolves once the socket is connected (never before), rejects with ConnectError/ConnectTimeoutError. */

@@ -7,6 +7,27 @@ import { encodeTransportHeader } from './transport-header.js';
 const H2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
 const b = (s: string) => Buffer.from(s, 'latin1');
 
+/** A minimal TLS 1.3-style ClientHello record offering `alpn` (no ALPN extension when empty). */
+function clientHello(alpn: string[]): Buffer {
+  const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
+  const list = Buffer.concat(alpn.map((p) => Buffer.concat([Buffer.from([p.length]), b(p)])));
+  const ext = alpn.length
+    ? Buffer.concat([u16(16), u16(list.length + 2), u16(list.length), list])
+    : Buffer.alloc(0);
+  const body = Buffer.concat([
+    Buffer.from([0x03, 0x03]),
+    Buffer.alloc(32, 7), // random
+    Buffer.from([0]), // session id
+    u16(2),
+    Buffer.from([0x13, 0x01]), // TLS_AES_128_GCM_SHA256
+    Buffer.from([1, 0]), // compression: null
+    u16(ext.length),
+    ext,
+  ]);
+  const hs = Buffer.concat([Buffer.from([1, 0, body.length >> 8, body.length & 0xff]), body]);
+  return Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), u16(hs.length), hs]);
+}
+
 describe('classify', () => {
   it('recognizes the whole HTTP/2 preface, and waits on any part of it', () => {
     assert.deepEqual(classify(b(H2_PREFACE), false), { kind: 'h2' });
@@ -16,9 +37,24 @@ describe('classify', () => {
     }
   });
 
-  it('recognizes TLS from its first byte (a handshake record)', () => {
-    assert.deepEqual(classify(Buffer.from([0x16]), false), { kind: 'tls' });
-    assert.deepEqual(classify(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]), true), { kind: 'tls' });
+  it('tells mesh TLS from other TLS by the whole ClientHello, waiting on any part of it', () => {
+    const mesh = clientHello(['h2', 'weft.mesh/1']);
+    const other = clientHello(['h2', 'http/1.1']);
+    for (const accept of [false, true]) {
+      assert.deepEqual(classify(mesh, accept), { kind: 'mesh-tls' });
+      assert.deepEqual(classify(Buffer.concat([mesh, b('more records')]), accept), { kind: 'mesh-tls' });
+      assert.deepEqual(classify(other, accept), { kind: 'tls' });
+      assert.deepEqual(classify(clientHello([]), accept), { kind: 'tls' });
+      for (let n = 1; n < mesh.length; n++) assert.equal(classify(mesh.subarray(0, n), accept), undefined);
+    }
+  });
+
+  it('hands bytes that only start like TLS on as (non-mesh) TLS at once', () => {
+    assert.deepEqual(classify(Buffer.from([0x16, 0x01]), false), { kind: 'tls' });
+    assert.deepEqual(classify(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x00]), false), { kind: 'tls' });
+    assert.deepEqual(classify(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0, 0, 0]), true), {
+      kind: 'tls',
+    });
   });
 
   it('decodes the opaque transport header only where it is accepted', () => {

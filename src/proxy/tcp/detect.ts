@@ -6,6 +6,8 @@
  * and ports known to be server-first skip it altogether (the caller decides that).
  */
 import type net from 'node:net';
+import { scanClientHello } from '../tls/client-hello.js';
+import { MESH_ALPN } from '../tls/mesh-alpn.js';
 import {
   decodeTransportHeader,
   MAX_TRANSPORT_HEADER_BYTES,
@@ -16,6 +18,9 @@ import {
 export type Detected =
   | { readonly kind: 'h2' }
   | { readonly kind: 'h1' }
+  /** A TLS ClientHello offering ALPN `weft.mesh/1`: a peer proxy (docs/identity.md). */
+  | { readonly kind: 'mesh-tls' }
+  /** Any other TLS (the app's own), or bytes that only start like TLS. */
   | { readonly kind: 'tls' }
   | { readonly kind: 'transport'; readonly header: TransportHeader }
   | { readonly kind: 'bad-transport' }
@@ -34,7 +39,7 @@ const REQUEST_LINE_PREFIX =
 /** What the bytes so far say: a verdict, or undefined when more bytes are needed. */
 export function classify(buf: Buffer, acceptTransportHeader: boolean): Detected | undefined {
   if (buf.length === 0) return undefined;
-  if (buf[0] === 0x16) return { kind: 'tls' };
+  if (buf[0] === 0x16) return classifyTls(buf);
   if (isPrefixOf(buf, H2_PREFACE)) return buf.length >= H2_PREFACE.length ? { kind: 'h2' } : undefined;
   if (acceptTransportHeader && isPrefixOf(buf, MAGIC)) {
     const eol = buf.indexOf('\r\n');
@@ -56,6 +61,13 @@ export function classify(buf: Buffer, acceptTransportHeader: boolean): Detected 
   }
   if (knownMethod || REQUEST_LINE.test(line)) return { kind: 'h1' };
   return { kind: 'opaque', reason: 'unknown' };
+}
+
+/** Waits for the whole ClientHello: only its ALPN list tells the mesh's TLS from the app's. */
+function classifyTls(buf: Buffer): Detected | undefined {
+  const hello = scanClientHello(buf);
+  if (hello.kind === 'more') return undefined;
+  return hello.kind === 'hello' && hello.alpn.includes(MESH_ALPN) ? { kind: 'mesh-tls' } : { kind: 'tls' };
 }
 
 function isPrefixOf(buf: Buffer, full: Buffer): boolean {

@@ -1,5 +1,6 @@
 /**
- * The proxy's Prometheus registry: counter, gauge and histogram families whose children are keyed by
+ * A Prometheus registry, shared by the proxy and the control plane (which never import each other,
+ * DESIGN.md §10): counter, gauge and histogram families whose children are keyed by
  * label set, rendered in text exposition format 0.0.4. Callers resolve a child once with `with()` and
  * hold it; updating a held child is a few field writes (no hashing, no allocation, no clock read).
  */
@@ -81,6 +82,7 @@ export class Registry {
   private readonly maxSeries: number;
   /** Never retired and not size-bound: it has at most one child per registered family. */
   private readonly dropped: Family<CounterChild>;
+  private readonly collectors: (() => void)[] = [];
 
   /**
    * `maxSeriesPerFamily` (default 10000, an integer ≥ 0) bounds the rendered children of each family.
@@ -140,8 +142,17 @@ export class Registry {
     return retired;
   }
 
+  /**
+   * Adds `collect`, called synchronously at the start of every render() to read figures that are
+   * cheaper to sample at scrape time than to track (process memory, say). It must not throw.
+   */
+  addCollector(collect: () => void): void {
+    this.collectors.push(collect);
+  }
+
   /** Prometheus text exposition format 0.0.4 of every family, HELP and TYPE lines included. */
   render(): string {
+    for (const collect of this.collectors) collect();
     const out: string[] = [];
     for (const family of this.families.values()) family.render(out);
     this.dropped.render(out);

@@ -1,0 +1,69 @@
+/**
+ * One-time bootstrap tokens, the local platform's TokenValidator: `weft run` mints one (through
+ * the API) for the workload it registers, hands it to its proxy in a private file, and the proxy
+ * spends it on its first Certify. Tokens are 32 random bytes; only their SHA-256 is held, in
+ * memory (a control-plane restart voids unused tokens, which only matters in the minutes between
+ * `weft run` starting and its proxy's first Certify). Each is bound to one identity, expires, and
+ * is spent by the first validation that finds it, whether or not the identity matched.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { IdentityDeniedError, TooManyTokensError, UnauthenticatedError } from './identity-errors.js';
+import type { TokenValidator } from './token-validator.js';
+
+export const BOOTSTRAP_TOKEN_TTL_MS = 10 * 60_000;
+/** Unused tokens held at most; minting beyond it fails (after dropping expired ones). */
+export const MAX_OUTSTANDING_TOKENS = 100_000;
+
+export interface MintedToken {
+  readonly token: string;
+  readonly identity: string;
+  readonly expiresAt: Date;
+}
+
+export interface BootstrapTokens extends TokenValidator {
+  /** A new token for `identity` (already checked by the caller). Throws TooManyTokensError. */
+  mint(identity: string): MintedToken;
+  /** Unused, unexpired tokens held. */
+  outstanding(): number;
+}
+
+export interface BootstrapTokenOptions {
+  readonly ttlMs?: number;
+  readonly maxOutstanding?: number;
+  /** The clock, for tests of expiry. */
+  readonly now?: () => number;
+}
+
+export function newBootstrapTokens(options: BootstrapTokenOptions = {}): BootstrapTokens {
+  const ttlMs = options.ttlMs ?? BOOTSTRAP_TOKEN_TTL_MS;
+  const max = options.maxOutstanding ?? MAX_OUTSTANDING_TOKENS;
+  const now = options.now ?? Date.now;
+  const byHash = new Map<string, { identity: string; expiresAtMs: number }>();
+  const hash = (token: string) => createHash('sha256').update(token).digest('hex');
+  const sweep = () => {
+    const t = now();
+    for (const [h, e] of byHash) if (e.expiresAtMs <= t) byHash.delete(h);
+  };
+  return {
+    mint(identity) {
+      if (byHash.size >= max) sweep();
+      if (byHash.size >= max) throw new TooManyTokensError(max);
+      const token = randomBytes(32).toString('base64url');
+      const expiresAtMs = now() + ttlMs;
+      byHash.set(hash(token), { identity, expiresAtMs });
+      return { token, identity, expiresAt: new Date(expiresAtMs) };
+    },
+    async validate(token, identity) {
+      const h = hash(token);
+      const entry = byHash.get(h);
+      if (!entry) throw new UnauthenticatedError('unknown or already used token');
+      byHash.delete(h);
+      if (entry.expiresAtMs <= now()) throw new UnauthenticatedError('expired token');
+      if (entry.identity !== identity) throw new IdentityDeniedError(identity, entry.identity);
+    },
+    outstanding() {
+      sweep();
+      return byHash.size;
+    },
+  };
+}
