@@ -1,32 +1,189 @@
 #!/usr/bin/env bash
-# bench/run.sh - what do two Weft proxies in series cost, beside haproxy, nginx and a naive Node
-# proxy on the same machine?
+# bench/run.sh - `npm run bench`: the full Weft mesh path beside direct calls, haproxy, nginx and a
+# naive Node proxy, measured in one run on this machine, with the targets of issue 5 checked.
 #
-# Runs the shared driver ../shared/bench/run.sh (relative to the repo root) with Weft as its
-# `custom` (HTTP/1.1) and `h2-custom` (gRPC-shaped h2c) paths, one hop per process started by
-# bench/weft-hop.sh. Needs a build first (`npm run bench` does setup + build, then this).
-# Results: bench/results/run-YYYYmmdd-HHMMSS/ (table.md, results.tsv, raw/, logs/). How to read
-# them, and every knob: ../shared/bench/README.md. Knobs set in the environment pass through, e.g.
-#   PATHS='direct custom' H2_PATHS='h2-direct h2-custom' LAT_SECS=2 TPUT_SECS=2 bash bench/run.sh
+# 1. Starts a control plane (`weft control`, temporary state, port-0 addresses, on the load
+#    generator's core) and applies the bench's Services (bench: HTTP/1.1 upstream port, bench-grpc:
+#    h2c upstream port), a Server per port (accessPolicy deny) and an AuthorizationPolicy per Server
+#    that allows exactly spiffe://<td>/ns/default/sa/bench-client.
+# 2. Mesh check (bench/mesh-check.sh): starts both Weft hops once per protocol, in front of the
+#    same nginx upstream, and verifies that the hop between them is mTLS with the expected
+#    identities, that policy allows the outbound hop and denies a plaintext caller, and records each
+#    proxy's idle RSS. Printed, and saved as mesh-check.json in the run directory.
+# 3. Runs the shared driver ../shared/bench/run.sh (never modified) with Weft as its `custom`
+#    (HTTP/1.1) and `h2-custom` (gRPC-shaped h2c) paths, one hop per process (bench/weft-hop.sh:
+#    identities from the identity service, discovery through Destination, policy and metrics on).
+# 4. The balancing scenario (bench/balance-scenario.sh; BALANCE=0 skips it) and the control-plane
+#    scenarios (bench/control-fanout.ts, bench/identity-issuance.ts; CONTROL=0 skips them).
+#    CHECK_ONLY=1 stops after the mesh check; PROFILE=1 then profiles both hops under load
+#    (bench/profile-hops.sh) instead of measuring.
+# 5. bench/bench-report.ts: results.json and targets.md (ratios against haproxy-mtls and
+#    h2-haproxy-mtls from the same run, pass/fail, noisy rows marked).
+#
+# Results: bench/results/run-YYYYmmdd-HHMMSS/ (table.md, results.tsv, results.json, targets.md,
+# mesh-check.json, balance.tsv, raw/, logs/, weft-hops/). Knobs: those of ../shared/bench/README.md
+# pass through, e.g. a smoke run:
+#   LAT_SECS=2 TPUT_SECS=2 WARMUP_SECS=1 H2_LAT_SECS=2 H2_TPUT_SECS=2 BAL_SECS=3 CONTROL=0 bash bench/run.sh
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DRIVER=$REPO/../shared/bench/run.sh
-
-die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
+T0=$(date +%s)
+log() { printf '[bench %4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
 
 [[ -f $DRIVER ]] || die "the shared bench driver is not at $DRIVER (expected beside this repo as ../shared/bench/run.sh)"
-[[ -f $REPO/dist/src/cli/main.js ]] || die "Weft is not built: run npm run build (or npm run bench)"
+[[ -f $REPO/dist/src/cli/main.js && -f $REPO/dist/bench/bench-report.js ]] ||
+  die "Weft is not built: run npm run build (or npm run bench)"
+for tool in jq curl nginx taskset; do command -v "$tool" >/dev/null || die "$tool not found"; done
 
-# The driver substitutes the @...@ placeholders and runs each command with `bash -c "exec CMD"`,
-# so the path is quoted for that shell.
+export BASE_PORT=${BASE_PORT:-18080}
+export PIN=${PIN:-1} LOADGEN_CPU=${LOADGEN_CPU:-1} SUT_CPU=${SUT_CPU:-0}
+BALANCE=${BALANCE:-1}
+CONTROL=${CONTROL:-1}
+# The control plane and the hop watchers run beside the load generator, not on the measured core.
+export WEFT_BENCH_AUX_CPU=${WEFT_BENCH_AUX_CPU:-$LOADGEN_CPU}
+export WEFT_BENCH_ADMIN_OFFSET=${WEFT_BENCH_ADMIN_OFFSET:-1000}
+P_UP=$BASE_PORT
+P_UP_H2=$((BASE_PORT + 1))
+
+STATE=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")
+export WEFT_BENCH_HOPS_DIR=$STATE/hops
+mkdir -p "$WEFT_BENCH_HOPS_DIR"
+CONTROL_PID=
+stop_pid() { # pid : TERM, wait up to 5 s, then KILL
+  local pid=$1 _
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  [[ -n $CONTROL_PID ]] && stop_pid "$CONTROL_PID"
+  rm -rf "$STATE"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------ control plane
+start_control() {
+  log "control plane: weft control (state $STATE/control)"
+  WEFT_CONTROL_STATE=$STATE/control WEFT_CONTROL_API_ADDR=127.0.0.1:0 \
+    WEFT_CONTROL_DESTINATION_ADDR=127.0.0.1:0 WEFT_CONTROL_IDENTITY_ADDR=127.0.0.1:0 \
+    WEFT_CONTROL_LOG_LEVEL=info \
+    taskset -c "$WEFT_BENCH_AUX_CPU" node "$REPO/bin/weft.js" control >/dev/null 2>"$STATE/control.log" &
+  CONTROL_PID=$!
+  local ready= _
+  for _ in $(seq 1 200); do
+    ready=$(grep -m1 '"control plane ready"' "$STATE/control.log" || true)
+    [[ -n $ready ]] && break
+    kill -0 "$CONTROL_PID" 2>/dev/null || die "weft control exited: $(tail -5 "$STATE/control.log")"
+    sleep 0.1
+  done
+  [[ -n $ready ]] || die "weft control not ready after 20 s"
+  export WEFT_BENCH_API WEFT_BENCH_DESTINATION WEFT_BENCH_IDENTITY_ADDR WEFT_BENCH_TRUST_DOMAIN WEFT_BENCH_ANCHORS
+  WEFT_BENCH_API=$(jq -r .api <<<"$ready")
+  WEFT_BENCH_DESTINATION=$(jq -r .destination <<<"$ready")
+  WEFT_BENCH_IDENTITY_ADDR=$(jq -r .identity <<<"$ready")
+  WEFT_BENCH_TRUST_DOMAIN=$(curl -sf --max-time 5 "http://$WEFT_BENCH_API/api/v1/identity" | jq -r .trustDomain)
+  WEFT_BENCH_ANCHORS=$STATE/trust-anchors.pem
+  curl -sf --max-time 5 "http://$WEFT_BENCH_API/api/v1/identity/trust-bundle" >"$WEFT_BENCH_ANCHORS"
+  log "  api $WEFT_BENCH_API, destination $WEFT_BENCH_DESTINATION, identity $WEFT_BENCH_IDENTITY_ADDR, trust domain $WEFT_BENCH_TRUST_DOMAIN"
+}
+
+apply_mesh_resources() {
+  local client=spiffe://$WEFT_BENCH_TRUST_DOMAIN/ns/default/sa/bench-client body
+  export WEFT_BENCH_H1_AUTHORITY=bench.default:$P_UP WEFT_BENCH_H2_AUTHORITY=bench-grpc.default:$P_UP_H2
+  export WEFT_BENCH_CLIENT_ID=$client WEFT_BENCH_SERVER_ID=spiffe://$WEFT_BENCH_TRUST_DOMAIN/ns/default/sa/bench
+  body=$(jq -nc --argjson p1 "$P_UP" --argjson p2 "$P_UP_H2" --arg client "$client" '
+    def meta($n): {name: $n, namespace: "default"};
+    def svc($n; $p; $proto): {apiVersion: "weft.io/v1alpha1", kind: "Service", metadata: meta($n),
+      spec: {ports: [{port: $p, protocol: $proto}]}};
+    def server($n; $svc; $p; $proto): {apiVersion: "weft.io/v1alpha1", kind: "Server", metadata: meta($n),
+      spec: {selector: {service: $svc}, port: $p, proxyProtocol: $proto, accessPolicy: "deny"}};
+    def allow($n; $server): {apiVersion: "weft.io/v1alpha1", kind: "AuthorizationPolicy", metadata: meta($n),
+      spec: {targetRef: {kind: "Server", name: $server}, from: [{identities: [$client]}]}};
+    {resources: [svc("bench"; $p1; "http"), svc("bench-grpc"; $p2; "grpc"),
+      server("bench-http"; "bench"; $p1; "HTTP/1"), server("bench-grpc"; "bench-grpc"; $p2; "gRPC"),
+      allow("bench-client-http"; "bench-http"), allow("bench-client-grpc"; "bench-grpc")]}')
+  curl -sf --max-time 10 -X PUT -H 'content-type: application/json' --data "$body" \
+    "http://$WEFT_BENCH_API/api/v1/apply" >/dev/null || die "could not apply the bench's resources"
+  log "  applied Services bench, bench-grpc; Servers bench-http ($P_UP), bench-grpc ($P_UP_H2), deny unless $client"
+}
+
+# ------------------------------------------------------------------- main
+start_control
+apply_mesh_resources
+
+log "mesh check: both Weft hops, mTLS, policy, idle RSS"
+bash "$REPO/bench/mesh-check.sh" "$STATE/mesh-check.json" || {
+  cp -r "$STATE/mesh-check-logs" "$REPO/bench/results/mesh-check-logs-failed" 2>/dev/null || true
+  die "mesh check failed (see above; the hops' logs: bench/results/mesh-check-logs-failed/)"
+}
+if [[ ${CHECK_ONLY:-0} == 1 ]]; then cat "$STATE/mesh-check.json"; exit 0; fi
+if [[ ${PROFILE:-0} == 1 ]]; then
+  prof=$REPO/bench/results/profile-$(date +%Y%m%d-%H%M%S)
+  for proto in ${PROFILE_PROTOS:-h1 h2}; do PROTO=$proto bash "$REPO/bench/profile-hops.sh" "$prof"; done
+  log "profiles: $prof/"
+  exit 0
+fi
+
 hop="bash $(printf '%q' "$REPO/bench/weft-hop.sh")"
 export CUSTOM_OUT_CMD=${CUSTOM_OUT_CMD:-"$hop out @LISTEN@ @TARGET@ @CERTS@ @PROTO@"}
 export CUSTOM_IN_CMD=${CUSTOM_IN_CMD:-"$hop in @LISTEN@ @TARGET@ @CERTS@ @PROTO@"}
-# As in the driver, an empty value (H2_PATHS=) skips that group.
-export PATHS=${PATHS-"direct haproxy-plain haproxy-mtls nginx-mtls node-plain node-mtls custom"}
+# As in the driver, an empty value (H2_PATHS=) skips that group. haproxy-plain and node-plain are
+# left out by default (no target uses them; add them back with PATHS=...).
+export PATHS=${PATHS-"direct haproxy-mtls nginx-mtls node-mtls custom"}
 export H2_PATHS=${H2_PATHS-"h2-direct h2-haproxy-mtls h2-nginx-mtls h2-node-mtls h2-custom"}
-# The driver puts each run in its own run-<timestamp>/ under OUT_DIR.
 export OUT_DIR=${OUT_DIR:-$REPO/bench/results}
+mkdir -p "$OUT_DIR"
+touch "$STATE/driver-start"
+sleep 1 # run-<timestamp> directories have a 1 s resolution
+rc=0
+bash "$DRIVER" || rc=$?
+RUN_DIR=$(find "$OUT_DIR" -maxdepth 1 -type d -name 'run-*' -newer "$STATE/driver-start" | sort | tail -1)
+[[ -n $RUN_DIR ]] || die "the driver made no run directory (exit code $rc)"
+((rc == 0)) || log "WARNING: the driver exited with $rc; reporting what it measured"
+cp -r "$STATE"/mesh-check* "$RUN_DIR/"
+cp -r "$WEFT_BENCH_HOPS_DIR" "$RUN_DIR/weft-hops"
+cp "$STATE/control.log" "$RUN_DIR/logs/weft-control.log" 2>/dev/null || true
+stop_pid "$CONTROL_PID"
+CONTROL_PID=
 
-exec bash "$DRIVER"
+if [[ $BALANCE == 1 ]]; then
+  log "balancing scenario"
+  bash "$REPO/bench/balance-scenario.sh" "$RUN_DIR" || log "WARNING: balancing scenario failed"
+fi
+
+# control_scenario NAME SCRIPT ARGS...: runs bench/SCRIPT, moves the JSON it wrote under
+# bench/results/ to RUN_DIR/control/NAME.json and its table to NAME.md.
+control_scenario() {
+  local name=$1 script=$2 made
+  shift 2
+  touch "$STATE/marker-$name"
+  sleep 1 # the JSON names have a 1 s resolution
+  if ! node "$REPO/dist/bench/$script.js" "$@" >"$RUN_DIR/control/$name.md" 2>&1; then
+    log "WARNING: $script $* failed (see control/$name.md)"
+  fi
+  made=$(find "$REPO/bench/results" -maxdepth 1 -name "$script-*.json" -newer "$STATE/marker-$name" | sort | tail -1)
+  [[ -n $made ]] && mv "$made" "$RUN_DIR/control/$name.json"
+  return 0
+}
+
+if [[ $CONTROL == 1 ]]; then
+  mkdir -p "$RUN_DIR/control"
+  # Propagation to 1,000 subscribers of one service; then RSS with 10,000 (100 services).
+  log "control plane: propagation to 1,000 subscribers"
+  control_scenario fanout-1000 control-fanout --subscribers 1000 --services 1 --changes 20
+  log "control plane: 10,000 subscribers"
+  control_scenario fanout-10000 control-fanout --subscribers 10000 --services 100 --changes 10
+  log "control plane: certificate issuance"
+  control_scenario identity-issuance identity-issuance
+fi
+
+node "$REPO/dist/bench/bench-report.js" "$RUN_DIR"
+log "done in $(($(date +%s) - T0))s: $RUN_DIR/{table.md,targets.md,results.json}"
+exit "$rc"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# profile-hops.sh OUT_DIR - where does a Weft hop spend its CPU on the bench's mesh path?
+# Run by bench/run.sh when PROFILE=1 (after the mesh check, instead of the driver): starts the
+# nginx upstream and both Weft hops exactly as the driver would (bench/weft-hop.sh, identities,
+# mTLS, discovery, policy, metrics), each under `node --cpu-prof`, sends PROF_RATE (1000) req/s
+# for PROF_SECS (10) with wrk + the shared lua/pace.lua (PROTO h1) or h2load -c1 (PROTO h2), stops
+# the hops (the profiles are written on exit) and prints the top functions by self time per hop
+# (bench/profile-summary.ts). Profiles: OUT_DIR/*.cpuprofile (open them in Chrome DevTools or
+# speedscope for a flame graph).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARED=$REPO/../shared/bench
+OUT=${1:?usage: profile-hops.sh OUT_DIR}
+PROTO=${PROTO:-h1}
+PROF_RATE=${PROF_RATE:-1000}
+PROF_SECS=${PROF_SECS:-10}
+PIN=${PIN:-1} LOADGEN_CPU=${LOADGEN_CPU:-1} SUT_CPU=${SUT_CPU:-0}
+P_UP=$BASE_PORT
+P_UP_H2=$((BASE_PORT + 1))
+mkdir -p "$OUT"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/weft-profile.XXXXXX")
+chmod 755 "$TMP"
+PIDS=()
+stop_all() {
+  local pid _
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  PIDS=()
+}
+trap 'stop_all; rm -rf "$TMP"' EXIT
+sut() { if [[ $PIN == 1 ]]; then echo taskset -c "$SUT_CPU"; fi; }
+loadgen() { if [[ $PIN == 1 ]]; then echo taskset -c "$LOADGEN_CPU"; fi; }
+
+up=$TMP/upstream
+mkdir -p "$up/tmp" "$up/h2root"
+printf '\0\0\0\0\0' >"$up/h2root/grpc-empty.bin"
+printf '\0\0\0\0\0' >"$TMP/grpc-body.bin"
+sed -e "s|@DIR@|$up|g" -e "s|@ERRLOG@|$TMP/upstream.error.log|g" "$SHARED/conf/nginx-common.inc.tmpl" >"$up/common.inc"
+sed -e "s|@DIR@|$up|g" -e "s|@PORT_UP@|$P_UP|g" -e "s|@PORT_UP_H2@|$P_UP_H2|g" \
+  "$SHARED/conf/nginx-upstream.conf.tmpl" >"$up/nginx.conf"
+$(sut) nginx -p "$up" -e "$TMP/upstream.error.log" -c "$up/nginx.conf" >/dev/null 2>&1 &
+PIDS+=($!)
+
+out=$((BASE_PORT + 90)) app=$P_UP path=/
+if [[ $PROTO == h2 ]]; then out=$((BASE_PORT + 100)) app=$P_UP_H2 path=/bench.Echo/Unary; fi
+in=$((out + 1))
+for hop in in out; do
+  listen=$in target=$app
+  [[ $hop == out ]] && listen=$out target=$in
+  WEFT_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=$OUT --cpu-prof-name=$PROTO-$hop.cpuprofile" \
+    $(sut) bash "$REPO/bench/weft-hop.sh" "$hop" "$listen" "$target" none "$PROTO" >"$TMP/$hop.log" 2>&1 &
+  PIDS+=($!)
+done
+url=http://127.0.0.1:$out$path
+curl_args=(-s -o /dev/null -w '%{http_code}' --max-time 1)
+if [[ $PROTO == h2 ]]; then
+  curl_args+=(--http2-prior-knowledge -H 'content-type: application/grpc' --data-binary "@$TMP/grpc-body.bin")
+fi
+for _ in $(seq 1 150); do
+  [[ $(curl "${curl_args[@]}" "$url" || true) == 200 ]] && break
+  sleep 0.1
+done
+printf '[profile] %s: %s req/s for %ss through %s\n' "$PROTO" "$PROF_RATE" "$PROF_SECS" "$url" >&2
+if [[ $PROTO == h1 ]]; then
+  $(loadgen) timeout -k 5 $((PROF_SECS + 30)) wrk -t1 -c10 -d"${PROF_SECS}s" -s "$SHARED/lua/pace.lua" "$url" -- "$PROF_RATE" |
+    grep '^RESULT' >&2 || true
+else
+  n=$((PROF_RATE * PROF_SECS))
+  awk -v n="$n" -v rate="$PROF_RATE" -v url="$url" \
+    'BEGIN { for (i = 0; i < n; i++) printf "%.3f\t%s\n", i * 1000.0 / rate, url }' >"$TMP/timing.txt"
+  LIBEV_FLAGS=1 $(loadgen) timeout -k 5 $((PROF_SECS + 30)) h2load -t1 -c1 -m256 -n"$n" \
+    --timing-script-file="$TMP/timing.txt" -d "$TMP/grpc-body.bin" -H 'content-type: application/grpc' \
+    -H 'te: trailers' | grep -E '^(finished|requests|time for request)' >&2 || true
+fi
+stop_all
+node "$REPO/dist/bench/profile-summary.js" "$OUT/$PROTO-out.cpuprofile" "$OUT/$PROTO-in.cpuprofile"
