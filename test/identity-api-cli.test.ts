@@ -96,8 +96,14 @@ describe('identity HTTP API', () => {
     }
   });
 
-  it('refuses tokens for malformed or foreign identities', async () => {
-    for (const identity of ['books', 'spiffe://evil.example/ns/default/sa/books', 42]) {
+  it('refuses tokens for malformed, foreign or control-plane identities', async () => {
+    for (const identity of [
+      'books',
+      'spiffe://evil.example/ns/default/sa/books',
+      42,
+      // The identity service's own identity: proxies take trust anchors from whoever holds it.
+      'spiffe://weft.local/ns/weft/sa/identity',
+    ]) {
       const res = await request('POST', '/api/v1/identity/tokens', { identity });
       assert.equal(res.status, 400, String(identity));
     }

@@ -164,9 +164,16 @@ export interface HttpMatchSpec {
 export function httpMismatch(m: HttpMatchSpec, method: string, path: string, why = true): string | undefined {
   const q = path.indexOf('?');
   const p = q < 0 ? path : path.slice(0, q);
-  if (m.pathExact !== '' && p !== m.pathExact) return why ? `path ${p} is not ${m.pathExact}` : NO_MATCH;
-  if (m.pathPrefix !== '' && !hasPathPrefix(p, m.pathPrefix))
-    return why ? `path ${p} is not under ${m.pathPrefix}` : NO_MATCH;
+  if (m.pathExact !== '' || m.pathPrefix !== '') {
+    // Every way the app might read the path must match: `/public/../admin` or
+    // `/public%2f..%2fadmin` is not under /public, whatever the raw string starts with.
+    for (const view of pathViews(p)) {
+      if (m.pathExact !== '' && view !== m.pathExact)
+        return why ? `path ${p} is not ${m.pathExact}` : NO_MATCH;
+      if (m.pathPrefix !== '' && !hasPathPrefix(view, m.pathPrefix))
+        return why ? `path ${p} is not under ${m.pathPrefix}` : NO_MATCH;
+    }
+  }
   if (m.methods.length > 0 && !m.methods.includes(method) && !m.methods.includes(method.toUpperCase()))
     return why ? `method ${method} is not one of ${m.methods.join(',')}` : NO_MATCH;
   return undefined;
@@ -179,4 +186,30 @@ function hasPathPrefix(path: string, prefix: string): boolean {
   const pre = prefix.length > 1 && prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
   if (pre === '/') return path.startsWith('/');
   return path === pre || path.startsWith(`${pre}/`);
+}
+
+/**
+ * The readings of a request path an app may act on: as sent with dot-segments removed (`%2e`
+ * counts as a dot), and with encoded or back slashes also taken as separators. A path with none
+ * of these characters has one reading, itself (no allocation on the common path).
+ */
+export function pathViews(path: string): readonly string[] {
+  if (!/[%.\\]|\/\//.test(path)) return [path];
+  const dots = path.replace(/%2e/gi, '.');
+  const slashes = dots.replace(/%2f|%5c/gi, '/').replace(/\\/g, '/');
+  return [removeDotSegments(dots), removeDotSegments(slashes)];
+}
+
+/** RFC 3986 §5.2.4 on an absolute path, with empty segments merged (`//` reads as `/`). */
+function removeDotSegments(path: string): string {
+  const out: string[] = [];
+  const segments = path.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const seg = segments[i];
+    if (seg === '..') out.pop();
+    else if (seg !== '.' && seg !== '') out.push(seg);
+  }
+  const last = segments[segments.length - 1];
+  const trailing = segments.length > 1 && (last === '' || last === '.' || last === '..') && out.length > 0;
+  return `/${out.join('/')}${trailing ? '/' : ''}`;
 }

@@ -82,6 +82,24 @@ describe('http matches', () => {
     assert.match(httpMismatch(m, 'POST', '/books') ?? '', /method POST/);
     assert.equal(httpMismatch({ pathExact: '/a', pathPrefix: '', methods: [] }, 'PUT', '/a'), undefined);
   });
+
+  it('matches every reading of a path: dot-segments, encoded dots and slashes cannot escape a prefix', () => {
+    const m = { pathExact: '', pathPrefix: '/public', methods: [] };
+    for (const escaping of [
+      '/public/../admin',
+      '/public/%2e%2e/admin',
+      '/public/%2E%2E/admin',
+      '/public%2f..%2fadmin',
+      '/public\\..\\admin',
+      '/public/./../admin?x=1',
+    ])
+      assert.match(httpMismatch(m, 'GET', escaping) ?? '', /not under \/public/, escaping);
+    for (const fine of ['/public/a/../b', '/public/./x', '/public//x', '/public/file.txt', '/public/a%20b'])
+      assert.equal(httpMismatch(m, 'GET', fine), undefined, fine);
+    const exact = { pathExact: '/admin', pathPrefix: '', methods: [] };
+    assert.equal(httpMismatch(exact, 'GET', '/x/../admin'), undefined);
+    assert.match(httpMismatch(exact, 'GET', '/admin/%2e%2e/other') ?? '', /is not \/admin/);
+  });
 });
 
 describe('newAuthorizer', () => {

@@ -135,6 +135,19 @@ export async function openCa(opts: CaOptions, log: Logger): Promise<CertificateA
   const renewIfNeeded = () =>
     exclusive(async () => {
       if (supplied || state.issuer.notAfter.getTime() - Date.now() > ISSUER_RENEW_BEFORE_MS) return;
+      // An issuer never outlives its anchor: when the newest anchor ends no later than the
+      // current issuer, a new issuer would be no better (and re-issuing every check would make
+      // every proxy renew every hour). Only rotating the trust anchor helps.
+      const newestAnchorEnd = Math.max(...state.anchors.map((a) => a.notAfter.getTime()));
+      if (newestAnchorEnd <= state.issuer.notAfter.getTime()) {
+        log.error(
+          'identity CA: the issuer expires soon and no trust anchor outlives it; rotate the trust anchor',
+          {
+            issuerNotAfter: state.issuer.notAfter.toISOString(),
+          },
+        );
+        return;
+      }
       await reissue();
     }).catch((err: unknown) => log.error('identity CA: issuer renewal failed', { error: String(err) }));
   await renewIfNeeded();

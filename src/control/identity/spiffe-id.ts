@@ -3,6 +3,8 @@ import { BadIdentityError } from './identity-errors.js';
 
 const DNS_LABEL = '[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?';
 const WORKLOAD_ID = new RegExp(`^spiffe://([a-z0-9.-]+)/ns/(${DNS_LABEL})/sa/(${DNS_LABEL})$`);
+/** Reserved for the control plane's own identities. */
+export const CONTROL_PLANE_NAMESPACE = 'weft';
 const TRUST_DOMAIN = /^[a-z0-9]([-a-z0-9.]{0,253}[a-z0-9])?$/;
 
 export interface WorkloadId {
@@ -18,7 +20,7 @@ export function spiffeId(trustDomain: string, namespace: string, account: string
 
 /** The identity the identity service itself presents. */
 export function identityServiceId(trustDomain: string): string {
-  return spiffeId(trustDomain, 'weft', 'identity');
+  return spiffeId(trustDomain, CONTROL_PLANE_NAMESPACE, 'identity');
 }
 
 /** Parses `identity` and checks it is in `trustDomain`; throws BadIdentityError. */
@@ -27,6 +29,13 @@ export function parseWorkloadId(identity: string, trustDomain: string): Workload
   if (!m)
     throw new BadIdentityError(identity, 'expected spiffe://<trust-domain>/ns/<namespace>/sa/<account>');
   if (m[1] !== trustDomain) throw new BadIdentityError(identity, `not in the trust domain ${trustDomain}`);
+  // The control plane's own identities (the identity service, which proxies trust to hand them
+  // trust anchors) live in this namespace: no token or workload may ever obtain one.
+  if (m[2] === CONTROL_PLANE_NAMESPACE)
+    throw new BadIdentityError(
+      identity,
+      `namespace ${CONTROL_PLANE_NAMESPACE} is reserved for the control plane`,
+    );
   return { trustDomain: m[1], namespace: m[2], account: m[4] };
 }
 

@@ -95,8 +95,13 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
     const t = inboundTlsLabels(identityEnabled, peer);
     const series = metrics.http('inbound', label(authority), app.addr, t.tls, t.extra);
     const d = authz?.authorizeHttp(appPort, peer ?? UNKNOWN_PEER, req.method ?? 'GET', req.url ?? '/');
-    if (d?.verdict === 'deny')
-      return void socket.end(rawH1ErrorResponse(authz!.deniedError(d, peer ?? UNKNOWN_PEER)));
+    if (d?.verdict === 'deny') {
+      const err = authz!.deniedError(d, peer ?? UNKNOWN_PEER);
+      // Counted like any answer the proxy makes itself, as forwardUpgrade does for its errors.
+      series.request.inc();
+      series.response(err.httpStatus, undefined, err.reason).observe(0);
+      return void socket.end(rawH1ErrorResponse(err));
+    }
     void forwardUpgrade(
       req,
       socket,

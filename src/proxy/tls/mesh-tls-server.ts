@@ -67,6 +67,9 @@ export function newMeshTlsServer(
       code: err.code,
       error: err.message,
     });
+    // Node only reports a handshake that failed or timed out (handshakeTimeout closes nothing):
+    // without this a client that stalls mid-handshake would hold a connection slot forever.
+    socket.destroy();
   });
 
   return {
