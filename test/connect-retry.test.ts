@@ -12,43 +12,20 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { echoHandler, type HttpApp, startHttpApp, startTcpEcho, tcpExchange } from './support/apps.js';
 import { eventually } from './support/eventually.js';
 import { sampleSum } from './support/prom-text.js';
+import { proxiedGet } from './support/proxied-get.js';
 import { type ProxyProcess, startProxy, writeDestinationsFile } from './support/proxy-process.js';
 
 const AUTHORITY = 'books:7002';
 
 /** A GET of `path` through `outbound` (absolute form, as HTTP_PROXY clients send); rejects unless 200. */
 function get(outbound: string, path: string): Promise<void> {
-  const [host, port] = outbound.split(':');
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host,
-        port: Number(port),
-        path: `http://${AUTHORITY}${path}`,
-        headers: { host: AUTHORITY },
-        agent: false,
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () =>
-          res.statusCode === 200 ? resolve() : reject(new Error(`${res.statusCode} ${body.slice(0, 200)}`)),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(15_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
+  return proxiedGet(outbound, AUTHORITY, path);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

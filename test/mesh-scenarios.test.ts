@@ -21,7 +21,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -32,6 +31,7 @@ import { echoHandler, type HttpApp, startHttpApp } from './support/apps.js';
 import { startTestControlPlane } from './support/control-plane.js';
 import { eventually } from './support/eventually.js';
 import { sampleSum } from './support/prom-text.js';
+import { proxiedGet } from './support/proxied-get.js';
 import { type LogEntry, type ProxyProcess, startProxy } from './support/proxy-process.js';
 
 const SERVICE = 'books';
@@ -131,30 +131,7 @@ const service = {
 
 /** A GET of `path` on the service through the client proxy (absolute form, as HTTP_PROXY clients send). */
 function get(path = '/'): Promise<void> {
-  const [host, port] = (client.outbound as string).split(':');
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host,
-        port: Number(port),
-        path: `http://${AUTHORITY}${path}`,
-        headers: { host: AUTHORITY },
-        agent: false,
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () =>
-          res.statusCode === 200 ? resolve() : reject(new Error(`${res.statusCode} ${body.slice(0, 200)}`)),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(15_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
+  return proxiedGet(client.outbound as string, AUTHORITY, path);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
