@@ -247,12 +247,14 @@ describe('HTTP/1.1 through outbound → inbound', () => {
     const outputs = ['/first', '/second'].map((p) => [join(dir, `upgrade${p.slice(1)}.json`), p]);
     const res = await curl([
       ...MAX_TIME,
-      ...['--http2', '-w', '%{http_code} %{http_version} %{num_connects}\\n', '-H', HOST],
+      ...['--http2', '-v', '-w', '%{http_code} %{http_version} %{num_connects}\\n', '-H', HOST],
       ...outputs.flatMap(([file, path]) => ['-o', file, `http://${outbound}${path}`]),
     ]);
     assert.equal(res.code, 0, res.stderr);
-    // The connection stays HTTP, so the second request is routed (not tunnelled) on it.
-    assert.deepEqual(res.stdout.trim().split('\n'), ['200 1.1 1', '200 1.1 0']);
+    // The connection stays HTTP, so the second request is routed (not tunnelled) on it. (Seen once
+    // in about ten suite runs: curl opened a second connection. Not reproduced in 600 isolated
+    // runs, under load too; curl's -v trace in the message says why it did not reuse the first.)
+    assert.deepEqual(res.stdout.trim().split('\n'), ['200 1.1 1', '200 1.1 0'], res.stderr);
     for (const [file, path] of outputs) {
       const echo = echoOf(await readFile(file, 'utf8'));
       assert.equal(echo.url, path);

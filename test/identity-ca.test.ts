@@ -123,6 +123,21 @@ describe('Certify with a bootstrap token', () => {
     assert.equal(await codeOf(again), grpc.status.UNAUTHENTICATED);
   });
 
+  it('certifies again when a spent token comes back with the same CSR (a lost response), for nobody else', async () => {
+    const token = mint(BOOKS);
+    const c = client();
+    const { csr } = await newCsr(BOOKS);
+    const first = await certify(c, { identity: BOOKS, token, certificateSigningRequest: csr });
+    const retried = await certify(c, { identity: BOOKS, token, certificateSigningRequest: csr });
+    assert.equal(uriSanOf(retried.leafPem), BOOKS);
+    assert.equal(
+      new X509Certificate(retried.leafPem).publicKey.export({ type: 'spki', format: 'der' }).toString('hex'),
+      new X509Certificate(first.leafPem).publicKey.export({ type: 'spki', format: 'der' }).toString('hex'),
+    );
+    const stolen = { identity: BOOKS, token, certificateSigningRequest: (await newCsr(BOOKS)).csr };
+    assert.equal(await codeOf(certify(c, stolen)), grpc.status.UNAUTHENTICATED);
+  });
+
   it('refuses an unknown token with UNAUTHENTICATED', async () => {
     const req = {
       identity: BOOKS,

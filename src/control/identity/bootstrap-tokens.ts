@@ -4,7 +4,9 @@
  * spends it on its first Certify. Tokens are 32 random bytes; only their SHA-256 is held, in
  * memory (a control-plane restart voids unused tokens, which only matters in the minutes between
  * `weft run` starting and its proxy's first Certify). Each is bound to one identity, expires, and
- * is spent by the first validation that finds it, whether or not the identity matched.
+ * is spent by the first validation that finds it, whether or not the identity matched. A token
+ * spent by a successful validation stays bound to the key that spent it until it expires, so the
+ * same proxy can retry a Certify whose response it never got (TokenValidator.validate).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { IdentityDeniedError, TooManyTokensError, UnauthenticatedError } from './identity-errors.js';
@@ -39,10 +41,19 @@ export function newBootstrapTokens(options: BootstrapTokenOptions = {}): Bootstr
   const max = options.maxOutstanding ?? MAX_OUTSTANDING_TOKENS;
   const now = options.now ?? Date.now;
   const byHash = new Map<string, { identity: string; expiresAtMs: number }>();
+  /** Tokens spent by a successful validation, until they expire: who spent them, with which key. */
+  const spent = new Map<string, { identity: string; keyId: string; expiresAtMs: number }>();
   const hash = (token: string) => createHash('sha256').update(token).digest('hex');
   const sweep = () => {
     const t = now();
     for (const [h, e] of byHash) if (e.expiresAtMs <= t) byHash.delete(h);
+    for (const [h, e] of spent) if (e.expiresAtMs <= t) spent.delete(h);
+  };
+  /** A spent token presented again: only by the identity and key that spent it, before expiry. */
+  const revalidate = (h: string, identity: string, keyId: string) => {
+    const e = spent.get(h);
+    if (!e || e.identity !== identity || e.keyId !== keyId || e.expiresAtMs <= now())
+      throw new UnauthenticatedError('unknown or already used token');
   };
   return {
     mint(identity) {
@@ -53,13 +64,16 @@ export function newBootstrapTokens(options: BootstrapTokenOptions = {}): Bootstr
       byHash.set(hash(token), { identity, expiresAtMs });
       return { token, identity, expiresAt: new Date(expiresAtMs) };
     },
-    async validate(token, identity) {
+    async validate(token, identity, keyId) {
       const h = hash(token);
       const entry = byHash.get(h);
-      if (!entry) throw new UnauthenticatedError('unknown or already used token');
+      if (!entry) return revalidate(h, identity, keyId);
       byHash.delete(h);
       if (entry.expiresAtMs <= now()) throw new UnauthenticatedError('expired token');
       if (entry.identity !== identity) throw new IdentityDeniedError(identity, entry.identity);
+      if (spent.size >= max) sweep();
+      // Bounded like the unused tokens: past the bound a retry needs a new token, nothing worse.
+      if (spent.size < max) spent.set(h, { identity, keyId, expiresAtMs: entry.expiresAtMs });
     },
     outstanding() {
       sweep();

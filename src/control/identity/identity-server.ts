@@ -4,7 +4,7 @@
  * and signs a leaf; WatchTrust streams the trust bundle. Errors are typed inside and become gRPC
  * statuses only here (`grpcStatusOf`).
  */
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type {
   CertifyRequest,
@@ -52,7 +52,7 @@ export function newIdentityServer(
   ): Promise<CertifyResponse> => {
     parseWorkloadId(req.identity, ca.trustDomain);
     const csr = checkCsr(req.certificateSigningRequest, req.identity);
-    if (req.token !== '') await tokens.validate(req.token, req.identity);
+    if (req.token !== '') await tokens.validate(req.token, req.identity, keyIdOf(csr.spki));
     else checkRenewal(peer, req.identity);
     const leaf = ca.issue(csr.spki, req.identity);
     return {
@@ -111,6 +111,11 @@ export function newIdentityServer(
 }
 
 /** A renewal: the caller's verified, unexpired leaf names exactly the identity asked for. */
+/** Names a CSR's public key (its DER SubjectPublicKeyInfo) for TokenValidator.validate. */
+function keyIdOf(spki: Buffer): string {
+  return createHash('sha256').update(spki).digest('hex');
+}
+
 function checkRenewal(peer: X509Certificate | undefined, identity: string): void {
   if (!peer) throw new UnauthenticatedError('no token and no verified client certificate');
   if (new Date(peer.validTo).getTime() <= Date.now())

@@ -13,6 +13,12 @@ export interface TokenValidator {
    * when it is valid for another identity. May consume the token (one-time tokens are spent by
    * the first call that finds them, whatever its outcome), so call it once per request, after
    * everything that does not need the token has been checked.
+   *
+   * `keyId` names the key of the request's CSR (its signature was checked: the caller holds the
+   * private key). A validator that spends tokens accepts a spent token again, until it would have
+   * expired, from the same identity and key: a proxy whose Certify response was lost (the call
+   * timed out after the server spent the token) retries with the same key and still gets its
+   * certificate, and the token is worth nothing to anyone without that key.
    */
-  validate(token: string, identity: string): Promise<void>;
+  validate(token: string, identity: string, keyId: string): Promise<void>;
 }

@@ -3,7 +3,8 @@
  * the one-time token, renews it at 70% of its lifetime (or within seconds of an issuer change)
  * authenticating with the current leaf, and follows the trust bundle over WatchTrust.
  *
- * Every Certify makes a new ECDSA P-256 key in memory; the key and the token are never logged.
+ * Every renewal makes a new ECDSA P-256 key in memory (bootstrap attempts share one, so a retry
+ * after a lost response is certified again); the key and the token are never logged.
  * Failures are retried with jittered exponential backoff: the bootstrap until it succeeds, a
  * renewal while the current leaf is still valid. A broken WatchTrust stream is reopened the same
  * way; the anchors already held stay in force meanwhile.
@@ -52,6 +53,7 @@ export class ControlPlaneIdentity extends IdentityState {
   readonly #backoff: BackoffOptions;
   readonly #random: () => number;
   #token: string;
+  #bootstrapKey: Awaited<ReturnType<typeof newKeyAndCsr>> | undefined;
   /** The issuer generation our leaf came from; '' before the first. */
   #generation = '';
   /** A generation WatchTrust announced while a Certify was in flight (checked when it ends). */
@@ -159,7 +161,11 @@ export class ControlPlaneIdentity extends IdentityState {
 
   /** One Certify: bootstrap with the token, or renewal with the current leaf as client certificate. */
   async #certifyOnce(renewal: boolean): Promise<CertifyResponse & { keyPem: string }> {
-    const { keyPem, csrDer } = await newKeyAndCsr(this.id);
+    // Bootstrap attempts share one key: if a response is lost after the server spent the token,
+    // the retry presents the same key and the server certifies it again (TokenValidator). Each
+    // renewal gets a new key.
+    if (!renewal) this.#bootstrapKey ??= await newKeyAndCsr(this.id);
+    const { keyPem, csrDer } = renewal ? await newKeyAndCsr(this.id) : this.#bootstrapKey!;
     const client = newIdentityGrpcClient({
       addr: this.#opts.addr,
       trustDomain: this.#trustDomain,
@@ -176,7 +182,10 @@ export class ControlPlaneIdentity extends IdentityState {
         );
       });
       // The token is one-time: once a certificate is held it is never sent again.
-      if (!renewal) this.#token = '';
+      if (!renewal) {
+        this.#token = '';
+        this.#bootstrapKey = undefined;
+      }
       return { ...res, keyPem };
     } catch (err) {
       const e = err as grpc.ServiceError;
