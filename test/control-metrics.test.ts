@@ -18,6 +18,7 @@ import type { RunningControlPlane } from '../src/control/control-plane.js';
 import { newLogger } from '../src/lib/log.js';
 import { startTestControlPlane } from './support/control-plane.js';
 import { eventually } from './support/eventually.js';
+import { certify, identityClient, newCsr } from './support/identity.js';
 import { neverReadingSubscriber } from './support/never-reading-subscriber.js';
 import { sampleSum } from './support/prom-text.js';
 import { promtoolCheckMetrics } from './support/promtool.js';
@@ -143,6 +144,52 @@ describe('control plane /metrics', () => {
       call.cancel();
     }
     await eventually(async () => assert.equal(streams(await scrape()), 0, 'the closed stream is gone'));
+  });
+
+  it('follows Certify outcomes, unused tokens and certificate expiry', async () => {
+    const books = 'spiffe://weft.local/ns/default/sa/books';
+    const certifyCount = (t: string, result: string) =>
+      sampleSum(t, 'weft_control_identity_certify_total', { result });
+    const tokens = (t: string) => sampleSum(t, 'weft_control_identity_tokens_outstanding', {});
+    const t0 = await scrape();
+    const ok0 = certifyCount(t0, 'ok');
+    const { token } = cp.identity.tokens.mint(books);
+    const t1 = await scrape();
+    assert.equal(tokens(t1), tokens(t0) + 1);
+
+    const anchorsPem = cp.identity.ca.bundle().anchorPems.join('');
+    const client = identityClient(
+      cp.addresses.identity,
+      anchorsPem,
+      'spiffe://weft.local/ns/weft/sa/identity',
+    );
+    try {
+      await certify(client, { identity: books, token, certificateSigningRequest: (await newCsr(books)).csr });
+      const refused = certify(client, {
+        identity: books,
+        token: 'not-a-token',
+        certificateSigningRequest: (await newCsr(books)).csr,
+      });
+      await assert.rejects(refused, { code: grpc.status.UNAUTHENTICATED });
+    } finally {
+      client.close();
+    }
+    const t2 = await scrape();
+    assert.equal(certifyCount(t2, 'ok'), ok0 + 1);
+    assert.equal(certifyCount(t2, 'UNAUTHENTICATED'), 1);
+    assert.equal(tokens(t2), tokens(t0), 'the token was spent');
+    const status = cp.identity.ca.status();
+    assert.equal(
+      sampleSum(t2, 'weft_control_identity_issuer_expiration_timestamp_seconds', {}),
+      Date.parse(status.issuer.notAfter) / 1000,
+    );
+    assert.equal(sampleSum(t2, 'weft_control_identity_anchors', {}), status.anchors.length);
+    assert.equal(
+      sampleSum(t2, 'weft_control_identity_anchors_expiration_timestamp_seconds', {}),
+      Math.min(...status.anchors.map((a) => Date.parse(a.notAfter) / 1000)),
+    );
+    const { code, lines } = await promtoolCheckMetrics(t2);
+    assert.equal(code, 0, `promtool check metrics exit ${code}:\n${lines.join('\n')}`);
   });
 
   it('counts a subscriber disconnected for falling behind', async () => {

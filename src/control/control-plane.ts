@@ -161,7 +161,7 @@ export async function startControlPlane(config: ControlConfig, log: Logger): Pro
   // Policy (docs/policy.md) is served on the same gRPC server as Destination.
   const policyWatcher = newPolicyWatcher(store, log, config.defaultPolicy);
   const policy = newPolicyServer(policyWatcher, log);
-  metrics.observe({ store, watcher, destination, health, gc, policy });
+  metrics.observe({ store, watcher, destination, health, gc, policy, identity });
   const api = newApiServer(store, log, {
     metrics: metricsEndpoint(metrics, log),
     policy: policyWatcher,

@@ -12,6 +12,7 @@ import type { DestinationServer } from '../destination/destination-server.js';
 import type { DestinationWatcher } from '../destination/destination-watcher.js';
 import type { WorkloadGc } from '../health/workload-gc.js';
 import type { WorkloadHealth } from '../health/workload-health.js';
+import type { CaStatus } from '../identity/ca.js';
 import { countStoreWrites } from './store-write-counter.js';
 
 /** The components whose `stats()` a scrape reads. */
@@ -23,6 +24,12 @@ export interface ControlMetricsSources {
   readonly gc: WorkloadGc;
   /** The policy server (docs/policy.md), when it runs. */
   readonly policy?: { stats(): { readonly streams: number; readonly slowSubscribersDisconnected: number } };
+  /** The identity service (docs/identity.md): its CA, Certify outcomes and unused tokens. */
+  readonly identity?: {
+    readonly ca: { status(): CaStatus };
+    readonly server: { counts(): Readonly<Record<string, number>> };
+    readonly tokens: { outstanding(): number };
+  };
 }
 
 export interface ControlMetrics {
@@ -118,6 +125,30 @@ export function newControlMetrics(registry = new Registry()): ControlMetrics {
     'weft_control_workload_collect_errors_total',
     'Deletions of stale Workloads that failed.',
   );
+  const certify = r.counter(
+    'weft_control_identity_certify_total',
+    'Certify calls answered, by result (ok, or the gRPC status name of the refusal).',
+  );
+  const certifyFollowers = new Map<string, (total: number) => void>();
+  certifyFollowers.set('ok', follow(certify.with({ result: 'ok' })));
+  const tokensOutstanding = r
+    .gauge('weft_control_identity_tokens_outstanding', 'Bootstrap tokens minted and not yet used or expired.')
+    .with({});
+  const issuerExpiry = r
+    .gauge(
+      'weft_control_identity_issuer_expiration_timestamp_seconds',
+      "When the issuer's certificate expires.",
+    )
+    .with({});
+  // One series, not one per anchor: anchors come and go with rotation, and a removed anchor's
+  // series would linger. What an alert needs is the first expiry.
+  const anchorExpiry = r
+    .gauge(
+      'weft_control_identity_anchors_expiration_timestamp_seconds',
+      'When the first of the trust anchors in the bundle expires.',
+    )
+    .with({});
+  const anchorCount = r.gauge('weft_control_identity_anchors', 'Trust anchors in the bundle.').with({});
   let sources: ControlMetricsSources | undefined;
 
   async function collect(s: ControlMetricsSources): Promise<void> {
@@ -143,6 +174,18 @@ export function newControlMetrics(registry = new Registry()): ControlMetrics {
     unhealthy.set(h.unready);
     probesOk(h.probesSucceeded);
     probesFailed(h.probesFailed);
+    if (s.identity) {
+      for (const [result, total] of Object.entries(s.identity.server.counts())) {
+        let followCount = certifyFollowers.get(result);
+        if (!followCount) certifyFollowers.set(result, (followCount = follow(certify.with({ result }))));
+        followCount(total);
+      }
+      tokensOutstanding.set(s.identity.tokens.outstanding());
+      const ca = s.identity.ca.status();
+      issuerExpiry.set(Date.parse(ca.issuer.notAfter) / 1000);
+      anchorCount.set(ca.anchors.length);
+      anchorExpiry.set(Math.min(...ca.anchors.map((a) => Date.parse(a.notAfter) / 1000)));
+    }
     const g = s.gc.stats();
     collected(g.collected);
     collectErrors(g.errors);
