@@ -58,7 +58,54 @@ const route: Resource = {
   spec: { parentRefs: [{ name: 'books-catalogue' }] },
 };
 
+const policyMeta = (kind: string, name: string, rv: string) => ({
+  apiVersion: 'weft.io/v1alpha1',
+  kind,
+  metadata: meta(name, 'shop', '2026-03-01T11:00:00Z', rv),
+});
+
+const servers = [
+  { ...policyMeta('Server', 'books-http', '6'), spec: { selector: { service: 'books' }, port: 7002 } },
+  {
+    ...policyMeta('Server', 'everything-tcp', '7'),
+    spec: { selector: {}, port: 5432, proxyProtocol: 'opaque', accessPolicy: 'all-authenticated' },
+  },
+] as Resource[];
+
+const authorizations = [
+  {
+    ...policyMeta('AuthorizationPolicy', 'books-readers', '8'),
+    spec: {
+      targetRef: { kind: 'Server', name: 'books-http' },
+      from: [
+        { identities: ['spiffe://weft.local/ns/shop/sa/web'] },
+        { identitySuffixes: ['ns/ops/sa/*'] },
+        { networks: [{ cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] }], unauthenticated: true },
+      ],
+      http: [{ path: { prefix: '/books' }, methods: ['GET', 'HEAD'] }, { path: { exact: '/health' } }],
+    },
+  },
+  {
+    ...policyMeta('AuthorizationPolicy', 'shop-internal', '9'),
+    spec: { targetRef: { kind: 'Namespace', name: 'shop' }, from: [{ networks: [{ cidr: '127.0.0.0/8' }] }] },
+  },
+] as Resource[];
+
+const namespaces = [
+  { ...policyMeta('Namespace', 'shop', '10'), spec: { defaultInboundPolicy: 'deny' } },
+  { ...policyMeta('Namespace', 'ops', '11'), spec: {} },
+] as Resource[];
+
 describe('render resources', () => {
+  it('renders the policy kinds: selector, port, protocol and access; target, clients and requests; defaults (golden)', () => {
+    assertGolden('get-servers.txt', renderTable('Server', servers, NOW));
+    assertGolden(
+      'get-authorizationpolicies-wide.txt',
+      renderTable('AuthorizationPolicy', authorizations, NOW, true),
+    );
+    assertGolden('get-namespaces.txt', renderTable('Namespace', namespaces, NOW));
+  });
+
   it('renders tables with the kind columns (golden)', () => {
     assertGolden('get-services.txt', renderTable('Service', services, NOW));
     assertGolden('get-workloads.txt', renderTable('Workload', workloads, NOW));

@@ -4,6 +4,12 @@
  */
 import { stringify } from 'yaml';
 import type { Resource, ResourceKind, ServiceSpec, WorkloadSpec } from '../store/resource.js';
+import type {
+  AuthorizationPolicySpec,
+  NamespaceSpec,
+  ServerSelector,
+  ServerSpec,
+} from '../store/resource-policy.js';
 
 export const OUTPUT_FORMATS = ['table', 'wide', 'yaml', 'json'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -23,13 +29,77 @@ const KIND_COLUMNS: Readonly<Record<ResourceKind, { normal: Column[]; wide: Colu
     ],
     wide: [{ header: 'IDENTITY', value: (r) => (r.spec as WorkloadSpec).identity ?? '<none>' }],
   },
-  Server: { normal: [], wide: [] },
-  AuthorizationPolicy: { normal: [], wide: [] },
+  Server: {
+    normal: [
+      { header: 'SELECTOR', value: (r) => serverSelector((r.spec as ServerSpec).selector) },
+      { header: 'PORT', value: (r) => String((r.spec as ServerSpec).port) },
+      { header: 'PROTOCOL', value: (r) => (r.spec as ServerSpec).proxyProtocol ?? 'unknown' },
+      // The compiler's default when absent (docs/policy.md).
+      { header: 'ACCESS', value: (r) => (r.spec as ServerSpec).accessPolicy ?? 'deny' },
+    ],
+    wide: [],
+  },
+  AuthorizationPolicy: {
+    normal: [
+      { header: 'TARGET', value: (r) => policyTarget(r.spec as AuthorizationPolicySpec) },
+      { header: 'FROM', value: (r) => policyFrom(r.spec as AuthorizationPolicySpec) },
+    ],
+    wide: [{ header: 'HTTP', value: (r) => policyHttp(r.spec as AuthorizationPolicySpec) }],
+  },
   HTTPRoute: { normal: [], wide: [] },
   GRPCRoute: { normal: [], wide: [] },
   Profile: { normal: [], wide: [] },
-  Namespace: { normal: [], wide: [] },
+  Namespace: {
+    normal: [
+      {
+        header: 'DEFAULT-POLICY',
+        value: (r) => (r.spec as NamespaceSpec).defaultInboundPolicy ?? '<mesh default>',
+      },
+    ],
+    wide: [],
+  },
 };
+
+/** `service=books`, `workload=books-0`, both comma-separated, or `<all>` for `{}`. */
+function serverSelector(sel: ServerSelector): string {
+  const parts = [];
+  if (sel.service !== undefined) parts.push(`service=${sel.service}`);
+  if (sel.workload !== undefined) parts.push(`workload=${sel.workload}`);
+  return parts.length > 0 ? parts.join(',') : '<all>';
+}
+
+function policyTarget(spec: AuthorizationPolicySpec): string {
+  return `${spec.targetRef.kind}/${spec.targetRef.name}`;
+}
+
+/**
+ * One entry per client rule, joined by `|` (any rule allows): who (the identity, `.../<suffix>`,
+ * `N identities`, `unauthenticated`, or `anyone` when the rule names no identity: docs/policy.md)
+ * and, with networks, ` in <cidr>` or ` in N networks`.
+ */
+function policyFrom(spec: AuthorizationPolicySpec): string {
+  if (spec.from.length === 0) return '<nobody>';
+  return spec.from
+    .map((f) => {
+      const ids = [...(f.identities ?? []), ...(f.identitySuffixes ?? []).map((s) => `.../${s}`)];
+      let who = f.unauthenticated ? 'unauthenticated' : 'anyone';
+      if (ids.length > 0) who = ids.length === 1 ? ids[0] : `${ids.length} identities`;
+      const nets = f.networks ?? [];
+      if (nets.length === 0) return who;
+      return `${who} in ${nets.length === 1 ? nets[0].cidr : `${nets.length} networks`}`;
+    })
+    .join('|');
+}
+
+function policyHttp(spec: AuthorizationPolicySpec): string {
+  if (!spec.http || spec.http.length === 0) return '<all>';
+  return spec.http
+    .map((m) => {
+      const path = m.path?.exact ?? (m.path?.prefix !== undefined ? `${m.path.prefix}*` : '*');
+      return m.methods && m.methods.length > 0 ? `${m.methods.join(',')} ${path}` : path;
+    })
+    .join('|');
+}
 
 const LABELS: Column = { header: 'LABELS', value: (r) => labels(r) };
 
