@@ -64,10 +64,16 @@ export interface TestCa {
   rotateIntermediate(): Promise<TestCert>;
 }
 
+/** When the root and the (first) intermediate expire; default in 24 h. */
+export interface CaValidity {
+  readonly rootNotAfter?: Date;
+  readonly issuerNotAfter?: Date;
+}
+
 /** A fresh root and intermediate; `name` tells CAs apart in subjects ("Other" for a foreign CA). */
-export async function newTestCa(name = 'Weft Test'): Promise<TestCa> {
-  const root = await newRoot(`CN=${name} Root`);
-  let intermediate = await newIntermediate(root, `CN=${name} Issuer`);
+export async function newTestCa(name = 'Weft Test', expiry: CaValidity = {}): Promise<TestCa> {
+  const root = await newRoot(`CN=${name} Root`, expiry.rootNotAfter);
+  let intermediate = await newIntermediate(root, `CN=${name} Issuer`, expiry.issuerNotAfter);
   const ca: TestCa = {
     root,
     get intermediate() {
@@ -132,13 +138,13 @@ export async function selfSignedLeaf(id: string, opts: LeafOptions = {}): Promis
   return { ...tc, id: firstUri(id, opts), chainPem: [tc.certPem], anchorsPem: [tc.certPem] };
 }
 
-async function newRoot(subject: string): Promise<TestCert> {
+async function newRoot(subject: string, notAfter = new Date(Date.now() + 24 * HOUR_MS)): Promise<TestCert> {
   const keys = await newKeys();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: subject,
     keys,
     notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 24 * HOUR_MS),
+    notAfter,
     signingAlgorithm: SIGNING,
     extensions: [
       new x509.BasicConstraintsExtension(true, 1, true),
@@ -149,7 +155,11 @@ async function newRoot(subject: string): Promise<TestCert> {
   return toTestCert(cert, keys);
 }
 
-async function newIntermediate(root: TestCert, subject: string): Promise<TestCert> {
+async function newIntermediate(
+  root: TestCert,
+  subject: string,
+  notAfter = new Date(Date.now() + 24 * HOUR_MS),
+): Promise<TestCert> {
   const keys = await newKeys();
   const cert = await x509.X509CertificateGenerator.create({
     subject,
@@ -157,7 +167,7 @@ async function newIntermediate(root: TestCert, subject: string): Promise<TestCer
     publicKey: keys.publicKey,
     signingKey: root.keys.privateKey,
     notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 24 * HOUR_MS),
+    notAfter,
     signingAlgorithm: SIGNING,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
