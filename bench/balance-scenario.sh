@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # balance-scenario.sh RUN_DIR - what a client sees through a balancer when one of three endpoints
 # is 10x slower: the same paced request stream (wrk + the shared lua/pace.lua) through
-#   weft                  `weft proxy` (P2C over peak-EWMA, metrics on), the app calling its
+#   weft                  `weft proxy` (P2C over latency EWMA, metrics on), the app calling its
 #                         upstream binding for the service; endpoints from a destinations file
 #   haproxy-roundrobin    haproxy `balance roundrobin`
 #   haproxy-leastconn     haproxy `balance leastconn`
 # one balancer hop each (no mTLS: this compares balancing, not the mesh path), in front of
 # bench/balance-app.ts (endpoints BAL_DELAYS_MS, default 1 1 10). Same pinning as the driver.
 # Writes RUN_DIR/balance.tsv (path, rate, p50/p90/p99/max µs, errors, share of requests the slow
-# endpoint answered), RUN_DIR/balance.md, and raw wrk output under RUN_DIR/raw/balance-*.
+# endpoint answered, requests each endpoint answered), RUN_DIR/balance.md, and raw wrk output and
+# per-endpoint counts (JSON) under RUN_DIR/raw/balance-*.
 #
 # Knobs: BAL_RATE (500 req/s), BAL_CONNS (10), BAL_SECS (10), BAL_WARMUP_SECS (3, paced like the
-# measurement, so every balancer has seen every endpoint), BAL_PORT (BASE_PORT + 200 .. +204).
+# measurement, so every balancer has seen every endpoint), BAL_PORT (BASE_PORT + 200 .. +204),
+# BAL_PATHS (which of "weft haproxy-roundrobin haproxy-leastconn" to run, in that order).
 # Weft's metrics at the end of its run: RUN_DIR/raw/balance-weft.prom.
 set -euo pipefail
 
@@ -101,8 +103,8 @@ paced() { # secs out
 
 ((${#DELAYS[@]} == 3)) || { say "BAL_DELAYS_MS must list three delays"; exit 2; }
 command -v haproxy >/dev/null || say "haproxy not installed: only the weft path runs"
-printf 'path\trate\tp50_us\tp90_us\tp99_us\tmax_us\terrors\tslow_share_pct\n' >"$RUN_DIR/balance.tsv"
-for path in weft haproxy-roundrobin haproxy-leastconn; do
+printf 'path\trate\tp50_us\tp90_us\tp99_us\tmax_us\terrors\tslow_share_pct\tper_endpoint\n' >"$RUN_DIR/balance.tsv"
+for path in ${BAL_PATHS:-weft haproxy-roundrobin haproxy-leastconn}; do
   [[ $path == haproxy-* ]] && ! command -v haproxy >/dev/null && continue
   say "$path: endpoints ${DELAYS[*]} ms, $BAL_RATE req/s, $BAL_CONNS connections, ${BAL_SECS}s"
   spawn "$TMP/app-$path.log" node "$REPO/dist/bench/balance-app.js" "${endpoints[@]}" --counts "$TMP/counts-$path.json"
@@ -124,16 +126,20 @@ for path in weft haproxy-roundrobin haproxy-leastconn; do
   share=$(jq -r --arg slow "127.0.0.1:${ports[$slowest]} (${DELAYS[$slowest]} ms)" \
     '(to_entries | map(.value) | add) as $all | if $all > 0 then (100 * .[$slow] / $all * 10 | round / 10) else "-" end' \
     "$TMP/counts-$path.json" 2>/dev/null || echo -)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "${r[rps]:-}" "${r[p50_us]:-}" "${r[p90_us]:-}" \
-    "${r[p99_us]:-}" "${r[max_us]:-}" "${r[errors]:-}" "$share" >>"$RUN_DIR/balance.tsv"
-  say "  p50=${r[p50_us]:-?}us p99=${r[p99_us]:-?}us, slow endpoint answered ${share}% of the requests"
+  # Requests each endpoint answered, in BAL_DELAYS_MS order ("1 ms: 2501 / 1 ms: 2490 / 10 ms: 9").
+  cp "$TMP/counts-$path.json" "$RUN_DIR/raw/balance-$path.counts.json" 2>/dev/null || true
+  per=$(jq -r '[to_entries[] | "\(.key | capture("\\((?<d>[^)]*)\\)").d): \(.value)"] | join(" / ")' \
+    "$TMP/counts-$path.json" 2>/dev/null || echo -)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$path" "${r[rps]:-}" "${r[p50_us]:-}" "${r[p90_us]:-}" \
+    "${r[p99_us]:-}" "${r[max_us]:-}" "${r[errors]:-}" "$share" "$per" >>"$RUN_DIR/balance.tsv"
+  say "  p50=${r[p50_us]:-?}us p99=${r[p99_us]:-?}us, slow endpoint answered ${share}% of the requests ($per)"
   unset r
 done
 {
   echo "Balancing: endpoints answering after ${DELAYS[*]} ms, $BAL_RATE req/s paced (wrk + pace.lua, $BAL_CONNS connections, ${BAL_SECS}s after a ${BAL_WARMUP_SECS}s paced warm-up); one balancer hop."
   echo
-  echo '| path | rate (req/s) | p50 us | p90 us | p99 us | max us | errors | requests to the slow endpoint (%) |'
-  echo '|---|---:|---:|---:|---:|---:|---:|---:|'
-  tail -n +2 "$RUN_DIR/balance.tsv" | awk -F'\t' '{ printf "| %s | %.0f | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
+  echo '| path | rate (req/s) | p50 us | p90 us | p99 us | max us | errors | requests to the slow endpoint (%) | requests per endpoint |'
+  echo '|---|---:|---:|---:|---:|---:|---:|---:|---|'
+  tail -n +2 "$RUN_DIR/balance.tsv" | awk -F'\t' '{ printf "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
 } >"$RUN_DIR/balance.md"
 cat "$RUN_DIR/balance.md"

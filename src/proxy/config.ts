@@ -201,6 +201,25 @@ export const PROXY_SETTINGS = {
     parse: parseIntIn(0, 1_000_000),
     doc: 'requests per destination that may wait for an endpoint at once; more get 503 load shed',
   },
+  // The balancer's latency estimate (src/proxy/balance/balance-p2c-ewma.ts says why these values).
+  ewmaDefaultRttMs: {
+    env: 'WEFT_PROXY_EWMA_DEFAULT_RTT_MS',
+    default: '30',
+    parse: parseIntIn(1, 600_000),
+    doc: 'latency the balancer assumes for an endpoint before its first response',
+  },
+  ewmaDecayMs: {
+    env: 'WEFT_PROXY_EWMA_DECAY_MS',
+    default: '2000',
+    parse: parseIntIn(1, 3_600_000),
+    doc: 'time constant (ms) of the decay toward zero of a latency estimate no response refreshes: how soon an endpoint avoided as slower is tried again',
+  },
+  ewmaSmoothingMs: {
+    env: 'WEFT_PROXY_EWMA_SMOOTHING_MS',
+    default: '250',
+    parse: parseIntIn(1, 3_600_000),
+    doc: "time constant (ms) over which the balancer averages an endpoint's latency samples",
+  },
   destinationIdleMs: {
     env: 'WEFT_PROXY_DESTINATION_IDLE_MS',
     default: '300000',

@@ -53,6 +53,20 @@ test('waiters get an endpoint added by discovery, in arrival order', async () =>
   assert.deepEqual(order, [0, 1, 2]);
 });
 
+// The herd: the drain loop picks for every waiter before any of them starts its request. With
+// `random` always 0, P2C breaks ties for the first endpoint, so without a pick counting as
+// pending at once all four waiters would get `a`.
+test('waiters handed out together spread over the endpoints', async () => {
+  const dest = new MutableDestination('svc:80', false, []);
+  const queue = new BalanceQueue(dest, { capacity: 10, failFastMs: 10_000 }, { random: () => 0 });
+  const waits = [0, 1, 2, 3].map(() => Promise.resolve(queue.pick()));
+  dest.update({ endpoints: [ep('a'), ep('b')] });
+  assert.deepEqual(
+    (await Promise.all(waits)).map((e) => e.addr),
+    ['a', 'b', 'a', 'b'],
+  );
+});
+
 test('after the fail-fast deadline a waiter fails with NoEndpointsError; a full queue sheds at once', async () => {
   const dest = new MutableDestination('svc:80', false, []);
   const queue = new BalanceQueue(dest, { capacity: 2, failFastMs: 200 });

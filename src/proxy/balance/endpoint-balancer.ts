@@ -1,5 +1,5 @@
 /**
- * The balancer of one destination's endpoints: P2C over peak-EWMA cost, minus the endpoints in a
+ * The balancer of one destination's endpoints: P2C over latency-EWMA cost, minus the endpoints in a
  * failure-accrual penalty box (DESIGN.md §5), and the send layer that feeds it outcomes.
  */
 import { ConnectError, ConnectTimeoutError, PeerError } from '../../lib/errors.js';
@@ -8,8 +8,9 @@ import type { Send, SendHooks } from '../http/exchange.js';
 import {
   DEFAULT_DECAY_MS,
   DEFAULT_RTT_MS,
-  PeakEwma,
-  type PeakEwmaOptions,
+  DEFAULT_SMOOTHING_MS,
+  LatencyEwma,
+  type LatencyEwmaOptions,
   pickP2c,
 } from './balance-p2c-ewma.js';
 import {
@@ -20,7 +21,7 @@ import {
 } from './failure-accrual.js';
 
 export interface EndpointBalancerOptions {
-  readonly ewma: PeakEwmaOptions;
+  readonly ewma: LatencyEwmaOptions;
   readonly accrual: FailureAccrualOptions;
   /** Milliseconds on a monotonic clock (tests inject a fake one). */
   readonly now: () => number;
@@ -31,13 +32,23 @@ export interface EndpointBalancerOptions {
    * reopened with a later retry time): whoever waits for an endpoint looks again.
    */
   readonly onProbeSettled?: () => void;
+  /**
+   * Runs `fn` once the current turn of the event loop is over (tests inject a manual one):
+   * reservations made by `pick` that no `start` took over are released then.
+   */
+  readonly defer: (fn: () => void) => void;
 }
 
 const DEFAULTS: EndpointBalancerOptions = Object.freeze({
-  ewma: Object.freeze({ defaultRttMs: DEFAULT_RTT_MS, decayMs: DEFAULT_DECAY_MS }),
+  ewma: Object.freeze({
+    defaultRttMs: DEFAULT_RTT_MS,
+    decayMs: DEFAULT_DECAY_MS,
+    smoothingMs: DEFAULT_SMOOTHING_MS,
+  }),
   accrual: DEFAULT_FAILURE_ACCRUAL,
   now: () => performance.now(),
   random: Math.random,
+  defer: (fn: () => void) => void setImmediate(fn),
 });
 
 /** One request in flight to an endpoint, as `EndpointBalancer.start` hands it out. */
@@ -58,9 +69,12 @@ export interface EndpointRequest {
 }
 
 interface EndpointState {
-  ewma: PeakEwma;
+  ewma: LatencyEwma;
   readonly box: PenaltyBox;
+  /** Requests started and not ended, plus `reserved`: what the cost multiplies. */
   pending: number;
+  /** Picks in this turn of the event loop that no `start` has taken over yet. */
+  reserved: number;
 }
 
 /**
@@ -71,6 +85,8 @@ export class EndpointBalancer {
   readonly #opts: EndpointBalancerOptions;
   readonly #states = new Map<string, EndpointState>();
   #lastList: readonly Endpoint[] | undefined;
+  /** States holding reservations, released together at the end of the turn. */
+  readonly #reservedStates: EndpointState[] = [];
 
   constructor(opts: Partial<EndpointBalancerOptions> = {}) {
     this.#opts = { ...DEFAULTS, ...opts };
@@ -83,6 +99,13 @@ export class EndpointBalancer {
    * whose backoff has run out gets the probe: the first pick after the backoff returns it, and no
    * other pick does until the probe's outcome is known. `except` (an endpoint that just failed a
    * request) is never chosen.
+   *
+   * The endpoint returned counts as pending at once (a reservation): the caller's `start(ep)`
+   * comes a few awaits later, and picks made before it (the queue handing endpoints to several
+   * waiters in one loop, requests that arrived together) must not all see it idle and herd onto
+   * it. `start(ep)` takes the reservation over; one that no `start` takes over by the end of the
+   * current turn of the event loop (the request was abandoned, or the caller never starts one, as
+   * for upgrades) is released then, so no path can leak a pending count.
    */
   pick(endpoints: readonly Endpoint[], except?: Endpoint): Endpoint | undefined {
     if (endpoints !== this.#lastList) this.#retainOnly(endpoints);
@@ -94,11 +117,14 @@ export class EndpointBalancer {
       const availability = state.box.availability(nowMs);
       if (availability === 'probe') {
         state.box.claimProbe(nowMs);
+        this.#reserve(state);
         return ep;
       }
       if (availability === 'ready') candidates.push(ep);
     }
-    return pickP2c(candidates, (ep) => this.#cost(ep, nowMs), this.#opts.random);
+    const chosen = pickP2c(candidates, (ep) => this.#cost(ep, nowMs), this.#opts.random);
+    if (chosen) this.#reserve(this.#state(chosen.addr));
+    return chosen;
   }
 
   /**
@@ -116,13 +142,17 @@ export class EndpointBalancer {
     return at;
   }
 
-  /** Counts a request to `ep` as pending until `end()`; see EndpointRequest. */
+  /**
+   * Counts a request to `ep` as pending until `end()` (taking over a reservation `pick` made for
+   * `ep` in this turn, if any); see EndpointRequest.
+   */
   start(ep: Endpoint): EndpointRequest {
     // An endpoint that left discovery since the pick is forgotten again at the next list change.
     const state = this.#state(ep.addr);
     const startMs = this.#opts.now();
     const isProbe = state.box.started();
-    state.pending++;
+    if (state.reserved > 0) state.reserved--;
+    else state.pending++;
     let recorded = false;
     let ended = false;
     const record = (outcome: Outcome) => {
@@ -137,7 +167,7 @@ export class EndpointBalancer {
           : elapsedMs;
       if (state.box.record(outcome, isProbe, nowMs)) {
         // Back from the box: its latency history predates the outage; the probe starts it afresh.
-        state.ewma = new PeakEwma(this.#opts.ewma, nowMs);
+        state.ewma = new LatencyEwma(this.#opts.ewma, nowMs);
       }
       state.ewma.observe(sampleMs, nowMs);
       if (isProbe) this.#opts.onProbeSettled?.();
@@ -166,6 +196,21 @@ export class EndpointBalancer {
     return (state.ewma.read(nowMs) * (state.pending + 1)) / ep.weight;
   }
 
+  #reserve(state: EndpointState): void {
+    state.pending++;
+    if (state.reserved++ > 0) return;
+    if (this.#reservedStates.push(state) === 1) this.#opts.defer(this.#release);
+  }
+
+  /** Releases the reservations no `start` took over (bound: it is the deferred callback). */
+  readonly #release = (): void => {
+    for (const state of this.#reservedStates) {
+      state.pending -= state.reserved;
+      state.reserved = 0;
+    }
+    this.#reservedStates.length = 0;
+  };
+
   #state(addr: string): EndpointState {
     let state = this.#states.get(addr);
     if (!state) this.#states.set(addr, (state = this.#newState()));
@@ -174,9 +219,10 @@ export class EndpointBalancer {
 
   #newState(): EndpointState {
     return {
-      ewma: new PeakEwma(this.#opts.ewma, this.#opts.now()),
+      ewma: new LatencyEwma(this.#opts.ewma, this.#opts.now()),
       box: new PenaltyBox(this.#opts.accrual, this.#opts.random),
       pending: 0,
+      reserved: 0,
     };
   }
 

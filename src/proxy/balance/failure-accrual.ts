@@ -9,7 +9,7 @@
  * would fail the same way. Linkerd likewise stops offering an endpoint to its balancer while it
  * reconnects. Counting such failures toward N instead let P2C pick the dead endpoint again and
  * again: a failure is recorded as a default-RTT latency sample, cheaper than a healthy endpoint
- * that peak-EWMA remembers as slow.
+ * that the latency EWMA remembers as slow.
  */
 
 export interface BackoffOptions {

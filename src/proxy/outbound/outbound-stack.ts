@@ -71,9 +71,14 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
   // knows them (and as long as a request holds one).
   const queues = new WeakMap<Destination, BalanceQueue>();
   const queueOptions = { capacity: config.balancerQueueCapacity, failFastMs: config.failfastTimeoutMs };
+  const ewma = {
+    defaultRttMs: config.ewmaDefaultRttMs,
+    decayMs: config.ewmaDecayMs,
+    smoothingMs: config.ewmaSmoothingMs,
+  };
   const queueFor = (dest: Destination): BalanceQueue => {
     let q = queues.get(dest);
-    if (!q) queues.set(dest, (q = new BalanceQueue(dest, queueOptions)));
+    if (!q) queues.set(dest, (q = new BalanceQueue(dest, queueOptions, { ewma })));
     return q;
   };
   const balancerFor = (dest: Destination): EndpointBalancer => queueFor(dest).balancer;
