@@ -64,10 +64,54 @@ export interface DestinationHandlers extends grpc.UntypedServiceImplementation {
 
 export type DestinationApi = GrpcApi<DestinationClientConstructor>;
 
-let loaded: DestinationApi | undefined;
+interface Loaded {
+  readonly api: DestinationApi;
+  /** The proto encoders of the two response types. */
+  readonly encodeUpdate: (u: Update) => Buffer;
+  readonly encodeProfile: (p: DestinationProfile) => Buffer;
+}
 
-/** Loads proto/destination.proto once (synchronously) and returns its service and client. */
-export function destinationApi(): DestinationApi {
-  loaded ??= loadGrpcApi<DestinationClientConstructor>('destination.proto', 'weft.destination.v1', 'Destination');
+let loaded: Loaded | undefined;
+
+/**
+ * Loads proto/destination.proto once (synchronously). The server side of the service also
+ * accepts responses already encoded with encodeUpdate or encodeProfile (a Buffer is written as
+ * it is), so a message fanned out to many subscribers is encoded once rather than once per stream.
+ */
+function load(): Loaded {
+  if (loaded) return loaded;
+  const api = loadGrpcApi<DestinationClientConstructor>('destination.proto', 'weft.destination.v1', 'Destination');
+  const { Get, GetProfile } = api.service;
+  const passEncoded =
+    <T>(encode: (m: T) => Buffer) =>
+    (m: T | Buffer): Buffer =>
+      Buffer.isBuffer(m) ? m : encode(m);
+  loaded = {
+    api: {
+      ...api,
+      service: {
+        ...api.service,
+        Get: { ...Get, responseSerialize: passEncoded(Get.responseSerialize) },
+        GetProfile: { ...GetProfile, responseSerialize: passEncoded(GetProfile.responseSerialize) },
+      },
+    },
+    encodeUpdate: Get.responseSerialize,
+    encodeProfile: GetProfile.responseSerialize,
+  };
   return loaded;
+}
+
+/** The service (see load() for the pre-encoded responses it accepts) and the client. */
+export function destinationApi(): DestinationApi {
+  return load().api;
+}
+
+/** The wire bytes of an Update, for writing the same bytes to many Get streams. */
+export function encodeUpdate(update: Update): Buffer {
+  return load().encodeUpdate(update);
+}
+
+/** The wire bytes of a DestinationProfile, for writing the same bytes to many GetProfile streams. */
+export function encodeProfile(profile: DestinationProfile): Buffer {
+  return load().encodeProfile(profile);
 }

@@ -2,14 +2,18 @@
  * The API tier of Destination (like linkerd2's destination/server.go): the grpc-js handlers of
  * proto/destination.proto over a DestinationWatcher. Each stream gets its own bounded queue
  * (SubscriberStream); a subscriber that falls behind is disconnected with RESOURCE_EXHAUSTED and
- * counted.
+ * counted. Messages are encoded here, once per message object: the watcher hands the same object
+ * to every subscriber of an authority, so a change to a service with a thousand subscribers is
+ * encoded once and the same bytes are written to every stream.
  */
 import * as grpc from '@grpc/grpc-js';
-import type {
-  DestinationHandlers,
-  DestinationProfile,
-  GetDestination,
-  Update,
+import {
+  type DestinationHandlers,
+  type DestinationProfile,
+  encodeProfile,
+  encodeUpdate,
+  type GetDestination,
+  type Update,
 } from '../../../proto/destination.js';
 import { normalizeAuthority } from '../../lib/addr.js';
 import type { Logger } from '../../lib/log.js';
@@ -43,14 +47,32 @@ export function newDestinationServer(
   options: DestinationServerOptions = {},
 ): DestinationServer {
   const maxQueued = options.maxQueuedUpdates ?? DEFAULT_MAX_QUEUED_UPDATES;
-  const open = new Set<SubscriberStream<unknown>>();
+  const open = new Set<SubscriberStream<Buffer>>();
   let slowSubscribersDisconnected = 0;
 
+  /**
+   * `encode`, remembered per message object (messages are never changed once handed out) for
+   * as long as the object lives: the first stream a message reaches pays for the encoding.
+   */
+  function encodeOnce<T extends object>(encode: (m: T) => Buffer): (m: T) => Buffer {
+    const encoded = new WeakMap<T, Buffer>();
+    return (m) => {
+      let bytes = encoded.get(m);
+      if (!bytes) encoded.set(m, (bytes = encode(m)));
+      return bytes;
+    };
+  }
+  const encodeUpdateOnce = encodeOnce(encodeUpdate);
+  const encodeProfileOnce = encodeOnce(encodeProfile);
+
   function serve<T>(
-    call: grpc.ServerWritableStream<GetDestination, T>,
+    typedCall: grpc.ServerWritableStream<GetDestination, T>,
     method: string,
+    encode: (m: T) => Buffer,
     subscribe: (authority: string, push: (m: T) => void) => () => void,
   ): void {
+    // The service definition (proto/destination.ts) writes pre-encoded Buffers as they are.
+    const call = typedCall as unknown as grpc.ServerWritableStream<GetDestination, Buffer>;
     let authority: string;
     try {
       authority = normalizeAuthority(call.request.authority);
@@ -58,7 +80,7 @@ export function newDestinationServer(
       call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message });
       return;
     }
-    const stream: SubscriberStream<T> = new SubscriberStream(call, {
+    const stream = new SubscriberStream(call, {
       maxQueued,
       onOverflow: () => {
         slowSubscribersDisconnected++;
@@ -66,15 +88,27 @@ export function newDestinationServer(
         done();
       },
     });
-    open.add(stream as SubscriberStream<unknown>);
+    open.add(stream);
     let unsubscribe: (() => void) | undefined;
     const done = () => {
-      open.delete(stream as SubscriberStream<unknown>);
+      open.delete(stream);
       unsubscribe?.();
     };
     call.on('cancelled', done);
     call.on('close', done);
-    unsubscribe = subscribe(authority, (m) => stream.push(m));
+    unsubscribe = subscribe(authority, (m) => {
+      let bytes: Buffer;
+      try {
+        bytes = encode(m);
+      } catch (err) {
+        // As grpc-js does for a response it cannot serialize; the fan-out loop goes on.
+        log.error('could not encode a Destination message', { method, authority, error: String(err) });
+        stream.end({ code: grpc.status.INTERNAL, details: 'Error serializing response' });
+        done();
+        return;
+      }
+      stream.push(bytes);
+    });
     if (stream.closed) done();
     log.debug('subscribed', { method, authority, peer: call.getPeer() });
   }
@@ -82,9 +116,9 @@ export function newDestinationServer(
   return {
     handlers: {
       Get: (call: grpc.ServerWritableStream<GetDestination, Update>) =>
-        serve(call, 'Get', (a, push) => watcher.subscribeEndpoints(a, push)),
+        serve(call, 'Get', encodeUpdateOnce, (a, push) => watcher.subscribeEndpoints(a, push)),
       GetProfile: (call: grpc.ServerWritableStream<GetDestination, DestinationProfile>) =>
-        serve(call, 'GetProfile', (a, push) => watcher.subscribeProfile(a, push)),
+        serve(call, 'GetProfile', encodeProfileOnce, (a, push) => watcher.subscribeProfile(a, push)),
     },
     stats: () => ({ streams: open.size, slowSubscribersDisconnected }),
     endStreams() {

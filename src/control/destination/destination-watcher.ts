@@ -22,7 +22,9 @@ import {
 
 /**
  * Receives the messages of one subscription, synchronously and in order. Must not throw and
- * must not block (queue the message and return): it runs inside the fan-out loop.
+ * must not block (queue the message and return): it runs inside the fan-out loop. Messages are
+ * shared by every listener of an authority and must not be changed (the server encodes each
+ * message object once, for all its streams).
  */
 export type Listener<T> = (message: T) => void;
 
