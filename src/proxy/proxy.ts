@@ -16,6 +16,7 @@ import type { NextHops, ProxyContext } from './context.js';
 import { newGrpcDiscovery } from './discovery/discovery-grpc.js';
 import { newStaticDiscovery } from './discovery/discovery-static.js';
 import { H2Pool } from './http/h2-pool.js';
+import { installLeanAsyncBind } from './http/lean-async-bind.js';
 import { newH1Agent } from './http/upstream-h1.js';
 import { identityServing, identityStatus, newProxyIdentity } from './identity/proxy-identity.js';
 import { newInboundStack } from './inbound/inbound-stack.js';
@@ -42,6 +43,8 @@ export interface RunningProxy {
 const MAX_H1_CONNECTIONS_PER_HOST = 256;
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
+  // Every request on an HTTP/2 client session binds an AsyncResource: make that cheap (the file).
+  installLeanAsyncBind();
   const metrics = new ProxyMetrics();
   registerProcessMetrics(metrics.registry);
   // Started first: the certificate is being fetched while the listeners bind; /ready waits for it.

@@ -1,8 +1,8 @@
 /** The client's side of an exchange when the client speaks HTTP/2 (h2c, gRPC, or the mesh). */
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { finished } from 'node:stream';
 import { BadRequestError, type WeftError } from '../../lib/errors.js';
 import type { Downstream, RequestHead, UpstreamResponse } from './exchange.js';
+import { pump } from './h2-pump.js';
 import {
   endToEndHeaders,
   h2ResponseHeaders,
@@ -58,7 +58,7 @@ export function h2Downstream(stream: ServerHttp2Stream, head: RequestHead): Down
     // Not `writableFinished`: Node ends the writable side of a stream that closes early (client
     // RST_STREAM, connection lost), so it is always true by 'close'. `aborted` is set exactly
     // when the stream closed before our response was ended.
-    onAbort: (cb) => stream.once('close', () => stream.aborted && cb()),
+    onAbort: (cb) => stream.on('close', () => stream.aborted && cb()),
   };
 }
 
@@ -69,30 +69,52 @@ function forwardToH2(stream: ServerHttp2Stream, head: RequestHead, up: UpstreamR
     // frame with END_STREAM, or grpc-js reads it as initial metadata and ends without a status.
     const trailersOnly = head.grpc && up.headers['grpc-status'] !== undefined;
     const noBody = head.method === 'HEAD' || up.status === 204 || up.status === 304 || trailersOnly;
+    const body = up.body;
     // Once END_STREAM is queued, or every byte Content-Length promised, the client has what it
     // needs and may close the connection (curl does) before Node reports our last write done:
     // that response was delivered, not cut short.
     let endQueued = false;
     const declaredBytes = Number(up.headers['content-length'] ?? Number.NaN);
-    let sentBytes = 0;
+    let moved: { readonly bytes: number } | undefined;
+    // Settles once: on the client's side finishing (resolve), the client's stream closing first
+    // (resolve if delivered), or the upstream body failing. Plain listeners instead of
+    // finished(): four instead of ~14 (see h2-pump.ts); each stream fires these events once and
+    // is dropped after, so `on` (no once-wrapper) and no removal.
+    let settled = false;
+    const done = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      if (err) reject(err);
+      else resolve();
+    };
+    stream.on('finish', () => done());
+    stream.on('close', () =>
+      done(endQueued || (declaredBytes > 0 && moved?.bytes === declaredBytes) ? undefined : prematureClose()),
+    );
+    body.on('error', done);
+    // A body that closes before its end (the next hop's session went away) is a cut-short response.
+    body.on('close', () => !body.readableEnded && done(prematureClose()));
     if (noBody) {
-      up.body.resume();
-      stream.respond(h2ResponseHeaders(up.status, up.headers), { endStream: true });
+      body.resume();
+      stream.respond(h2ResponseHeaders(up.status, up.headers), END_STREAM);
       endQueued = true;
     } else {
-      stream.respond(h2ResponseHeaders(up.status, up.headers), { waitForTrailers: true });
-      stream.once('wantTrailers', () => {
+      stream.respond(h2ResponseHeaders(up.status, up.headers), WAIT_FOR_TRAILERS);
+      stream.on('wantTrailers', () => {
         stream.sendTrailers(up.trailers() ?? {});
         endQueued = true;
       });
-      up.body.on('data', (chunk: Buffer) => (sentBytes += chunk.length));
-      up.body.pipe(stream);
+      // Always waits for trailers: no END_STREAM on DATA to keep (see h2-pump.ts).
+      moved = pump(body, stream, false);
     }
-    const delivered = () => endQueued || (declaredBytes > 0 && sentBytes === declaredBytes);
-    finished(up.body, (err) => err && reject(err));
-    finished(stream, { readable: false }, (err) => (err && !delivered() ? reject(err) : resolve()));
   });
 }
+
+// Node copies respond() options: one shared object each instead of one per response.
+const END_STREAM = Object.freeze({ endStream: true });
+const WAIT_FOR_TRAILERS = Object.freeze({ waitForTrailers: true });
+
+const prematureClose = () => new Error('stream closed before the response was complete');
 
 function failH2(stream: ServerHttp2Stream, head: RequestHead, err: WeftError): void {
   if (stream.destroyed || stream.closed) return;

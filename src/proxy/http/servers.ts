@@ -63,22 +63,27 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
   const sessions = new Set<Http2Session>();
   const errorSeries = () => metrics.http(direction, '', '', TLS_PLAINTEXT);
 
+  const isDraining = () => ctx.draining;
+  // A response whose head went out keep-alive before draining began: close its connection
+  // once the response is flushed (as Node does for `Connection: close`; a half-close would
+  // wait for a client that may never read it), or it idles on and holds shutdown. One shared
+  // listener: no closure per request.
+  function closeIfDraining(this: ServerResponse) {
+    if (ctx.draining) this.req.socket.destroySoon();
+  }
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    // A response whose head went out keep-alive before draining began: close its connection
-    // once the response is flushed (as Node does for `Connection: close`; a half-close would
-    // wait for a client that may never read it), or it idles on and holds shutdown.
-    res.once('finish', () => ctx.draining && req.socket.destroySoon());
+    res.once('finish', closeIfDraining);
     let head: RequestHead;
     try {
       head = h1RequestHead(req, tunnelAuthority.get(req.socket), config.responseTimeoutMs);
     } catch (err) {
       return rejectH1(req, res, asWeftError(err));
     }
-    const peer = peers.get(req.socket);
     void runExchange(
-      h1Downstream(req, res, head, () => ctx.draining),
-      peer ? (h) => handlers.route(h, peer) : handlers.route,
+      h1Downstream(req, res, head, isDraining),
+      handlers.route,
       errorSeries,
+      peers.get(req.socket),
     );
   };
   const rejectH1 = (req: IncomingMessage, res: ServerResponse, err: WeftError) => {
@@ -164,11 +169,11 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
       series.response(e.httpStatus, undefined, e.reason).observe(0);
       return h2Downstream(stream, { hasBody: false, grpc: false, method: 'GET' } as RequestHead).fail(e);
     }
-    const peer = peers.get(stream.session as object);
     void runExchange(
       h2Downstream(stream, head),
-      peer ? (h) => handlers.route(h, peer) : handlers.route,
+      handlers.route,
       errorSeries,
+      peers.get(stream.session as object),
     );
   });
 

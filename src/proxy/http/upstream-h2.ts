@@ -1,9 +1,11 @@
 /** Sends a request to the next hop over a pooled HTTP/2 session. */
 import http2, { type OutgoingHttpHeaders } from 'node:http2';
+import type { Readable } from 'node:stream';
 import { ConnectError, PeerError } from '../../lib/errors.js';
 import type { ConnectTarget } from '../tcp/connect.js';
-import type { RequestHead, Send, UpstreamResponse } from './exchange.js';
+import type { RequestHead, Send, SendHooks, UpstreamResponse } from './exchange.js';
 import type { H2Pool } from './h2-pool.js';
+import { pump } from './h2-pump.js';
 import { endToEndHeaders, type Headers, ORIG_PROTO_HEADER } from './headers.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -13,53 +15,67 @@ const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
  * `weft-orig-proto` so the peer's inbound proxy restores HTTP/1 (the mesh transport).
  */
 export function h2Send(pool: H2Pool, target: ConnectTarget, markOrigProto: boolean): Send {
-  return (head, body, hooks) => {
-    const attempt = (retriesLeft: number): Promise<UpstreamResponse> =>
-      sendOnce(pool, target, head, body, hooks, markOrigProto).catch((err) => {
-        // A stream the peer refused (GOAWAY while draining, stream limit) was never processed:
-        // safe to send again on a fresh session, once, when there is no body to replay.
-        if (retriesLeft > 0 && err instanceof RefusedStreamError && !body) return attempt(retriesLeft - 1);
-        throw err instanceof RefusedStreamError ? new PeerError('stream refused') : err;
-      });
-    return attempt(1);
-  };
+  return (head, body, hooks) => sendOnce(pool, target, head, body, hooks, markOrigProto, 1);
 }
 
-class RefusedStreamError extends Error {}
+// Node copies the options of every request; sharing these saves building one per request.
+const WITH_BODY = Object.freeze({ endStream: false });
+const WITHOUT_BODY = Object.freeze({ endStream: true });
 
+/**
+ * One stream to the next hop. A stream the peer refused (GOAWAY while draining, stream limit)
+ * was never processed: it is sent again on a fresh session, `retriesLeft` times, when there is
+ * no body to replay. The retry happens inside this promise, so a request that is not refused
+ * pays for no promise chain around it.
+ */
 function sendOnce(
   pool: H2Pool,
   target: ConnectTarget,
   head: RequestHead,
-  body: import('node:stream').Readable | null,
-  hooks: Parameters<Send>[2],
+  body: Readable | null,
+  hooks: SendHooks,
   markOrigProto: boolean,
+  retriesLeft: number,
 ): Promise<UpstreamResponse> {
   const pooled = pool.get(target);
   const headers: OutgoingHttpHeaders = {
     ':method': head.method,
     ':scheme': head.scheme,
     ':authority': head.authority,
-    ':path': head.path,
-    ...head.headers,
   };
+  if (head.method !== 'CONNECT') headers[':path'] = head.path;
+  const src = head.headers;
+  for (const name in src) headers[name] = src[name];
   if (markOrigProto && head.origProto !== 'HTTP/2') headers[ORIG_PROTO_HEADER] = head.origProto;
-  if (head.method === 'CONNECT') delete headers[':path'];
   return new Promise((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = pooled.session.request(headers, { endStream: !head.hasBody });
+      stream = pooled.session.request(headers, head.hasBody ? WITH_BODY : WITHOUT_BODY);
     } catch (err) {
       return reject(new PeerError(`cannot open stream: ${(err as Error).message}`, err));
     }
-    let responded = false;
+    let settled = false;
     let trailers: Headers | undefined;
-    const onAbort = () => !stream.destroyed && stream.close(NGHTTP2_CANCEL);
-    hooks.onCancel(onAbort);
-    stream.on('continue', () => hooks.onContinue());
-    stream.once('trailers', (t) => (trailers = endToEndHeaders(t)));
-    stream.once('response', (h) => {
-      responded = true;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      reject(err);
+    };
+    const refused = () => {
+      if (settled) return;
+      settled = true;
+      if (retriesLeft > 0 && !body)
+        resolve(sendOnce(pool, target, head, body, hooks, markOrigProto, retriesLeft - 1));
+      else reject(new PeerError('stream refused'));
+    };
+    hooks.onCancel(() => !stream.destroyed && stream.close(NGHTTP2_CANCEL));
+    // Only a request that asked for 100 Continue can get one; gRPC never does.
+    if (head.headers.expect !== undefined) stream.on('continue', () => hooks.onContinue());
+    // Each of these fires once per stream, and the stream is dropped after: `on`, no once-wrapper.
+    stream.on('trailers', (t) => (trailers = endToEndHeaders(t)));
+    stream.on('response', (h) => {
+      if (settled) return;
+      settled = true;
       resolve({
         status: Number(h[':status']),
         headers: endToEndHeaders(h),
@@ -68,22 +84,22 @@ function sendOnce(
       });
     });
     stream.on('error', (err) => {
-      if (responded) return; // surfaces through the body stream
+      if (settled) return; // after the response head: surfaces through the body stream
       // Refused (the peer is going away): it reports this as an error too, before 'close'.
-      if (stream.rstCode === NGHTTP2_REFUSED_STREAM) return reject(new RefusedStreamError());
-      reject(pooled.connected ? new PeerError(err.message, err) : asConnectError(target, err));
+      if (stream.rstCode === NGHTTP2_REFUSED_STREAM) return refused();
+      fail(pooled.connected ? new PeerError(err.message, err) : asConnectError(target, err));
     });
-    stream.once('close', () => {
-      if (responded) return;
-      if (stream.rstCode === NGHTTP2_REFUSED_STREAM) reject(new RefusedStreamError());
+    stream.on('close', () => {
+      if (settled) return;
+      if (stream.rstCode === NGHTTP2_REFUSED_STREAM) refused();
       else
-        reject(
+        fail(
           pooled.connected
             ? new PeerError(`stream closed (code ${stream.rstCode})`)
             : asConnectError(target, undefined),
         );
     });
-    if (head.hasBody && body) body.pipe(stream);
+    if (head.hasBody && body) pump(body, stream, true);
   });
 }
 

@@ -20,6 +20,7 @@ import { newHttpServers } from '../http/servers.js';
 import { forwardUpgrade } from '../http/upgrade.js';
 import { h1Send } from '../http/upstream-h1.js';
 import { h2Send } from '../http/upstream-h2.js';
+import type { HttpSeries } from '../metrics/proxy-metrics.js';
 import type { InboundAuthz } from '../policy/inbound-authz.js';
 import type { ConnectTarget } from '../tcp/connect.js';
 import { type Detected, detectProtocol, detectResultLabel } from '../tcp/detect.js';
@@ -50,9 +51,22 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
 
   const identityEnabled = ctx.identity !== null;
 
-  function route(head: RequestHead, peer?: PeerInfo): Routed {
+  // The series of a connection's requests, kept with the connection's PeerInfo (every request
+  // on a connection has the same peer, and nearly always the same authority): the hot path skips
+  // normalizing the authority and building the series key.
+  const seriesOfPeer = new WeakMap<object, { authority: string; series: HttpSeries }>();
+  function seriesFor(authority: string, peer: PeerInfo | undefined): HttpSeries {
+    const key = peer ?? UNKNOWN_PEER;
+    const hit = seriesOfPeer.get(key);
+    if (hit && hit.authority === authority) return hit.series;
     const t = inboundTlsLabels(identityEnabled, peer);
-    const series = metrics.http('inbound', label(head.authority), app.addr, t.tls, t.extra);
+    const series = metrics.http('inbound', label(authority), app.addr, t.tls, t.extra);
+    seriesOfPeer.set(key, { authority, series });
+    return series;
+  }
+
+  function route(head: RequestHead, peer?: PeerInfo): Routed {
+    const series = seriesFor(head.authority, peer);
     // Any weft-client-id the client sent was dropped with the hop-by-hop fields.
     if (peer?.clientId !== undefined) head.headers[CLIENT_ID_HEADER] = peer.clientId;
     // Authorization (docs/policy.md): a denied request fails at the rescue edge (403 or
