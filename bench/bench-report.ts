@@ -2,7 +2,7 @@
  * `node dist/bench/bench-report.js RUN_DIR`: the targets of issue 5, computed from one
  * `npm run bench` run (bench/run.sh). Reads what the run left in RUN_DIR: the shared driver's
  * results.tsv, mesh-check.json (mTLS/policy checks and idle RSS per Weft proxy), weft-hops/
- * (each Weft hop's last VmRSS/VmHWM), balance.tsv and control/*.json when they were run. Writes
+ * (each Weft hop's last VmRSS/VmHWM, RssAnon/RssFile and largest RssAnon sample), balance.tsv and control/*.json when they were run. Writes
  * RUN_DIR/results.json (everything, by path) and RUN_DIR/targets.md, and prints the latter.
  *
  * Ratios are Weft over haproxy with mTLS (haproxy-mtls, h2-haproxy-mtls) from the same run. A
@@ -78,7 +78,16 @@ function pathFigures(path: string) {
 
 interface MeshCheck {
   checks: { proto: string; check: string; status: string; detail: string }[];
-  idle_rss: { proto: string; outbound_kb: number; inbound_kb: number }[];
+  /** VmRSS, and its split (absent in runs before the split was recorded): RssAnon + RssFile. */
+  idle_rss: {
+    proto: string;
+    outbound_kb: number;
+    inbound_kb: number;
+    outbound_anon_kb?: number;
+    inbound_anon_kb?: number;
+    outbound_file_kb?: number;
+    inbound_file_kb?: number;
+  }[];
 }
 const meshCheck = readJson<MeshCheck>('mesh-check.json');
 
@@ -110,8 +119,19 @@ function meshedCounts(file: string): MeshedCounts {
  */
 function hopMemory() {
   const dir = join(runDir, 'weft-hops');
-  const out: Record<string, { path: string; hop: string; rss_kb?: number; hwm_kb?: number } & MeshedCounts> =
-    {};
+  const out: Record<
+    string,
+    {
+      path: string;
+      hop: string;
+      rss_kb?: number;
+      hwm_kb?: number;
+      anon_kb?: number;
+      file_kb?: number;
+      /** The largest RssAnon the watcher sampled (the kernel keeps no peak of it). */
+      anon_max_kb?: number;
+    } & MeshedCounts
+  > = {};
   if (!existsSync(dir)) return out;
   const names: Record<number, [string, string]> = {
     [BASE_PORT + 90]: ['custom', 'outbound'],
@@ -139,6 +159,9 @@ function hopMemory() {
       hop: name[1],
       rss_kb: mem.VmRSS,
       hwm_kb: mem.VmHWM,
+      anon_kb: mem.RssAnon,
+      file_kb: mem.RssFile,
+      anon_max_kb: mem.RssAnonMax,
       ...meshedCounts(join(dir, start, 'metrics.txt')),
     };
   }
@@ -188,6 +211,8 @@ interface Target {
   pass?: boolean;
   noisy: boolean;
   note?: string;
+  /** Memory rows only, informative (the verdict is on VmRSS): the proxy's own memory, MiB. */
+  anon?: number;
 }
 const targets: Target[] = [];
 function ratioTarget(
@@ -222,6 +247,7 @@ function absTarget(
   kind: 'max' | 'min',
   unit: string,
   note?: string,
+  anon?: number,
 ) {
   targets.push({
     group,
@@ -234,6 +260,7 @@ function absTarget(
     pass: value === undefined ? undefined : kind === 'max' ? value <= limit : value >= limit,
     noisy: false,
     note,
+    anon,
   });
 }
 
@@ -269,6 +296,10 @@ ratioTarget(H2, 'max throughput', h2.max_rps, h2ref.max_rps, 0.75, 'min', 'req/s
 ]);
 
 const idleKb = meshCheck?.idle_rss.flatMap((r) => [r.outbound_kb, r.inbound_kb]) ?? [];
+const maxMiB = (kbs: (number | undefined)[]): number | undefined => {
+  const known = kbs.filter((v): v is number => v !== undefined);
+  return known.length ? Math.max(...known) / 1024 : undefined;
+};
 absTarget(
   'Memory',
   'RSS per proxy, idle (largest Weft proxy)',
@@ -276,7 +307,8 @@ absTarget(
   40,
   'max',
   'MiB',
-  'mesh check: VmRSS after 200 requests and 3 s idle, per hop and protocol',
+  'mesh check: VmRSS after 200 requests and 3 s idle, per hop and protocol; RssAnon: the largest',
+  maxMiB(meshCheck?.idle_rss.flatMap((r) => [r.outbound_anon_kb, r.inbound_anon_kb]) ?? []),
 );
 const hwms = Object.values(hops)
   .map((h) => h.hwm_kb)
@@ -291,7 +323,10 @@ absTarget(
   60,
   'max',
   'MiB',
-  hwms.length ? 'VmHWM of each hop at its last sample' : 'driver peak RSS of both hops / 2',
+  hwms.length
+    ? 'VmHWM of each hop at its last sample; RssAnon: the largest sampled each second'
+    : 'driver peak RSS of both hops / 2',
+  maxMiB(Object.values(hops).map((h) => h.anon_max_kb)),
 );
 if (balance) {
   const w = balance.weft?.p99_us;
@@ -353,11 +388,16 @@ function verdict(t: Target): string {
   const factor = t.kind === 'max' ? v / t.limit : t.limit / v;
   return `FAIL (${fmt(factor, 2)}x off)`;
 }
+/** " (RssAnon a, RssFile f MiB)" when the split was recorded. */
+const split = (anonKb?: number, fileKb?: number): string =>
+  anonKb === undefined
+    ? ''
+    : ` (RssAnon ${fmt(anonKb / 1024, 1)}, RssFile ${fmt((fileKb ?? 0) / 1024, 1)} MiB)`;
 const lines: string[] = [];
 lines.push(`## Issue 5 targets - ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`, '');
 lines.push(`Run: \`${runDir}\`. Ratios are Weft / haproxy with mTLS, same run. A (noisy) row: rerun it.`, '');
-lines.push('| group | target | Weft | reference | ratio or value | limit | verdict |');
-lines.push('|---|---|---:|---:|---:|---:|---|');
+lines.push('| group | target | Weft | reference | ratio or value | limit | verdict | RssAnon (info) |');
+lines.push('|---|---|---:|---:|---:|---:|---|---:|');
 for (const t of targets) {
   const ratio = t.reference !== undefined;
   const digits = t.unit === 'us' || t.unit === 'req/s' || t.unit === '/s' ? 0 : 1;
@@ -366,7 +406,7 @@ for (const t of targets) {
       ratio ? `${fmt(t.reference, digits)} ${t.unit}` : '-'
     } | ${ratio ? `${fmt(t.value, 2)}x` : `${fmt(t.value, digits)} ${t.unit}`} | ${t.kind === 'max' ? '≤' : '≥'} ${
       ratio ? `${t.limit}x` : `${t.limit} ${t.unit}`
-    } | ${verdict(t)}${t.note ? ` - ${t.note}` : ''} |`,
+    } | ${verdict(t)}${t.note ? ` - ${t.note}` : ''} | ${t.anon === undefined ? '' : `${fmt(t.anon, 1)} MiB`} |`,
   );
 }
 if (meshCheck) {
@@ -374,7 +414,7 @@ if (meshCheck) {
   for (const c of meshCheck.checks) lines.push(`- ${c.proto} ${c.check}: ${c.status} (${c.detail})`);
   for (const r of meshCheck.idle_rss)
     lines.push(
-      `- ${r.proto} idle RSS: outbound ${fmt(r.outbound_kb / 1024, 1)} MiB, inbound ${fmt(r.inbound_kb / 1024, 1)} MiB`,
+      `- ${r.proto} idle RSS: outbound ${fmt(r.outbound_kb / 1024, 1)} MiB${split(r.outbound_anon_kb, r.outbound_file_kb)}, inbound ${fmt(r.inbound_kb / 1024, 1)} MiB${split(r.inbound_anon_kb, r.inbound_file_kb)}`,
     );
 }
 if (Object.keys(hops).length) {
@@ -385,7 +425,7 @@ if (Object.keys(hops).length) {
   );
   for (const [k, h] of Object.entries(hops))
     lines.push(
-      `- ${k}: VmRSS ${fmt((h.rss_kb ?? 0) / 1024, 1)} MiB, VmHWM ${fmt((h.hwm_kb ?? 0) / 1024, 1)} MiB; at its last metrics scrape: ${fmt(h.requests_mtls)} of ${fmt(h.requests)} requests over mTLS${h.hop === 'inbound' ? `, ${fmt(h.authz_allowed)} allowed by policy` : ''}`,
+      `- ${k}: VmRSS ${fmt((h.rss_kb ?? 0) / 1024, 1)} MiB${split(h.anon_kb, h.file_kb)}, VmHWM ${fmt((h.hwm_kb ?? 0) / 1024, 1)} MiB${h.anon_max_kb === undefined ? '' : ` (largest RssAnon ${fmt(h.anon_max_kb / 1024, 1)} MiB)`}; at its last metrics scrape: ${fmt(h.requests_mtls)} of ${fmt(h.requests)} requests over mTLS${h.hop === 'inbound' ? `, ${fmt(h.authz_allowed)} allowed by policy` : ''}`,
     );
 }
 if (existsSync(join(runDir, 'balance.md')))

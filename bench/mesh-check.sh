@@ -9,7 +9,9 @@
 #   - policy: inbound_http_authz_allow_total of the bench Server moves by the requests sent; a
 #     plaintext client calling the inbound hop directly is refused (403 / grpc-status 7) and
 #     inbound_http_authz_deny_total moves;
-#   - idle RSS (VmRSS) of each proxy, after the requests and IDLE_SECS (3) of quiet.
+#   - idle RSS (VmRSS) of each proxy, after the requests and IDLE_SECS (3) of quiet, with its split:
+#     RssAnon (the process's own heap and stacks) and RssFile (mostly the node binary's pages,
+#     shared with every other node process).
 # Prints one line per check and writes them as JSON to OUT.json; exits 1 if a check failed.
 set -euo pipefail
 
@@ -79,7 +81,11 @@ metric_sum() { # file metric k=v...
     END { printf "%d", s }' "$file"
 }
 
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+mem_kb() { # pid field (VmRSS, RssAnon, RssFile) -> KiB, 0 when the process is gone
+  local v
+  v=$(awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || true)
+  echo "${v:-0}"
+}
 
 json_rows=()
 failed=0
@@ -143,9 +149,13 @@ for proto in h1 h2; do
   check "$proto" "discovery" $((resolved >= N)) "outbound requests labelled with the service authority (Destination stream): $resolved"
 
   sleep "$IDLE_SECS"
-  in_kb=$(rss_kb "$in_pid") out_kb=$(rss_kb "$out_pid")
-  say "$proto idle RSS: outbound $((out_kb / 1024)) MiB, inbound $((in_kb / 1024)) MiB"
-  idle_json+=("$(jq -nc --arg p "$proto" --argjson o "$out_kb" --argjson i "$in_kb" '{proto: $p, outbound_kb: $o, inbound_kb: $i}')")
+  in_kb=$(mem_kb "$in_pid" VmRSS) out_kb=$(mem_kb "$out_pid" VmRSS)
+  in_anon=$(mem_kb "$in_pid" RssAnon) out_anon=$(mem_kb "$out_pid" RssAnon)
+  in_file=$(mem_kb "$in_pid" RssFile) out_file=$(mem_kb "$out_pid" RssFile)
+  say "$proto idle RSS: outbound $((out_kb / 1024)) MiB (anon $((out_anon / 1024)), file $((out_file / 1024))), inbound $((in_kb / 1024)) MiB (anon $((in_anon / 1024)), file $((in_file / 1024)))"
+  idle_json+=("$(jq -nc --arg p "$proto" --argjson o "$out_kb" --argjson i "$in_kb" \
+    --argjson oa "$out_anon" --argjson ia "$in_anon" --argjson ofile "$out_file" --argjson ifile "$in_file" \
+    '{proto: $p, outbound_kb: $o, inbound_kb: $i, outbound_anon_kb: $oa, inbound_anon_kb: $ia, outbound_file_kb: $ofile, inbound_file_kb: $ifile}')")
   kill -TERM "$in_pid" "$out_pid" 2>/dev/null || true
   for pid in "$in_pid" "$out_pid"; do
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

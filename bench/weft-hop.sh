@@ -20,7 +20,7 @@
 #
 # Each proxy's admin listener is on LISTEN + WEFT_BENCH_ADMIN_OFFSET (1000). A detached watcher
 # (reparented away from the proxy, so the driver does not count it as the proxy's child; on
-# WEFT_BENCH_AUX_CPU) records the proxy's VmRSS/VmHWM every second and its /metrics every 2 s
+# WEFT_BENCH_AUX_CPU) records the proxy's VmRSS/VmHWM (and RssAnon/RssFile) every second and its /metrics every 2 s
 # under WEFT_BENCH_HOPS_DIR/<LISTEN>.<PID>/, deletes the Workload and the temporary files once the
 # proxy has exited.
 #
@@ -99,9 +99,18 @@ fi
 (
   (
     taskset -pc "${WEFT_BENCH_AUX_CPU:-0}" "$BASHPID" >/dev/null 2>&1 || true
-    proxy=$$ n=0
+    proxy=$$ n=0 anon_max=0 k= v=
     while kill -0 "$proxy" 2>/dev/null; do
-      awk '/^Vm(RSS|HWM):/ {print $1, $2}' "/proc/$proxy/status" >"$out_dir/mem.tmp" 2>/dev/null &&
+      # VmRSS/VmHWM, and the split of VmRSS: RssAnon (the proxy's own memory; its largest sample
+      # as RssAnonMax, as the kernel keeps no peak of it) and RssFile (mostly node's binary pages).
+      # One process a sample, as before the split: the driver's snapshots of /proc race with
+      # short-lived processes.
+      if [[ -f $out_dir/mem.txt ]]; then
+        while read -r k v; do [[ $k == RssAnonMax: ]] && anon_max=$v; done <"$out_dir/mem.txt"
+      fi
+      awk -v m="$anon_max" '/^(VmRSS|VmHWM|RssAnon|RssFile):/ {print $1, $2}
+        /^RssAnon:/ && $2 > m {m = $2} END {print "RssAnonMax:", m}' \
+        "/proc/$proxy/status" >"$out_dir/mem.tmp" 2>/dev/null &&
         mv "$out_dir/mem.tmp" "$out_dir/mem.txt"
       if ((n % 2 == 1)); then
         curl -s --max-time 2 "http://127.0.0.1:$admin_port/metrics" >"$out_dir/metrics.tmp" 2>/dev/null &&
@@ -118,8 +127,10 @@ fi
 )
 
 common=(--admin-listen-addr "127.0.0.1:$admin_port")
-# Extra node flags (bench/profile-hops.sh: --cpu-prof ...; not allowed in NODE_OPTIONS).
-read -r -a node_args <<<"${WEFT_BENCH_NODE_ARGS:-}"
+# The proxy's own node flags, as `weft run` starts it (src/proxy/node-flags.ts), then extra ones
+# (bench/profile-hops.sh: --cpu-prof ...; not allowed in NODE_OPTIONS), which win when they clash.
+read -r -a node_args <<<"$(node --input-type=module -e \
+  "console.log((await import('$REPO/dist/src/proxy/node-flags.js')).PROXY_NODE_FLAGS.join(' '))") ${WEFT_BENCH_NODE_ARGS:-}"
 if [[ $dir == out ]]; then
   exec node "${node_args[@]}" "$REPO/bin/weft.js" proxy "${common[@]}" \
     --outbound-listen-addr 127.0.0.1:0 \

@@ -13,7 +13,7 @@ import {
   X509Certificate,
 } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { certificateSubject } from './der.js';
+import { certificateSubject } from '../../lib/der/der.js';
 import type { LeafSigner } from './leaf-signer.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);

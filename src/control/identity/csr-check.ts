@@ -4,12 +4,12 @@
  * subject alternative name is one URI, the identity asked for. Other requested extensions are
  * ignored: the leaf's extensions are fixed by the CA (leaf-signer.ts), never copied from here.
  *
- * Parsed with the strict little DER reader (der.ts) rather than a generic ASN.1 library, which
- * cost ~2 ms per request, most of an issuance. The reader bounds-checks every length and
- * accepts only definite, short-form tags; anything unexpected is a BadCsrError.
+ * Parsed with the strict little DER reader (src/lib/der/der.ts) rather than a generic ASN.1
+ * library, which cost ~2 ms per request, most of an issuance. The reader bounds-checks every
+ * length and accepts only definite, short-form tags; anything unexpected is a BadCsrError.
  */
 import { createPublicKey, type KeyObject, verify } from 'node:crypto';
-import { children, type Element, oid, seq } from './der.js';
+import { children, type Element, oid, seq } from '../../lib/der/der.js';
 import { BadCsrError } from './identity-errors.js';
 
 const ECDSA_WITH_SHA256 = seq(oid('1.2.840.10045.4.3.2'));

@@ -5,7 +5,7 @@
  * subject, one critical URI SAN, serverAuth + clientAuth, digitalSignature, not a CA.
  */
 import { createHash, type KeyObject, randomBytes, sign } from 'node:crypto';
-import { bitString, bool, explicit, octetString, oid, seq, time, tlv, uint } from './der.js';
+import { bitString, bool, explicit, octetString, oid, seq, time, tlv, uint } from '../../lib/der/der.js';
 
 const ECDSA_WITH_SHA256 = seq(oid('1.2.840.10045.4.3.2'));
 const V3 = explicit(0, uint(Buffer.from([2])));

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { formatHostPort, type HostPort } from '../../lib/addr.js';
 import { WeftError } from '../../lib/errors.js';
 import type { UpstreamBinding } from '../../proxy/config.js';
+import { PROXY_NODE_FLAGS } from '../../proxy/node-flags.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** bin/weft.js, from dist/src/platform/local. */
@@ -75,7 +76,7 @@ export function startProxyChild(opts: ProxyChildOptions): Promise<ProxyChild> {
       WEFT_PROXY_IDENTITY_TOKEN_FILE: opts.identity.tokenFile,
       WEFT_PROXY_IDENTITY_TRUST_ANCHORS_FILE: opts.identity.trustAnchorsFile,
     });
-  const child = spawn(process.execPath, ['--import', PARENT_WATCH, WEFT_BIN, 'proxy'], {
+  const child = spawn(process.execPath, [...PROXY_NODE_FLAGS, '--import', PARENT_WATCH, WEFT_BIN, 'proxy'], {
     env,
     detached: true,
     stdio: ['pipe', 'inherit', 'pipe'],

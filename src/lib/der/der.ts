@@ -1,8 +1,11 @@
 /**
- * A minimal DER encoder and reader, just enough to sign leaf certificates without a generic ASN.1
- * library on the hot path (a generic encoder costs milliseconds per leaf; this costs microseconds).
- * The reader is strict and bounds-checked (definite lengths up to 3 octets, one-octet tags), as it
- * also walks workloads' CSRs (csr-check.ts): malformed input throws, never reads out of range.
+ * A minimal DER encoder and reader, shared by the control plane's CA and the proxy: just enough to
+ * sign leaf certificates without a generic ASN.1 library on the hot path (a generic encoder costs
+ * milliseconds per leaf; this costs microseconds; src/control/identity/leaf-signer.ts), and for
+ * the proxy to build its CSR (src/proxy/identity/csr.ts) without loading one at all (@peculiar/x509
+ * and its dependencies are ~19 MiB of a proxy's memory). The reader is strict and bounds-checked
+ * (definite lengths up to 3 octets, one-octet tags), as it also walks workloads' CSRs
+ * (src/control/identity/csr-check.ts): malformed input throws, never reads out of range.
  */
 
 /** One encoded element: tag, length, value. */
@@ -17,6 +20,8 @@ export function tlv(tag: number, value: Buffer): Buffer {
 }
 
 export const seq = (...items: Buffer[]): Buffer => tlv(0x30, Buffer.concat(items));
+/** A SET (OF): the items in the order given (a SET OF with one item needs no sorting). */
+export const set = (...items: Buffer[]): Buffer => tlv(0x31, Buffer.concat(items));
 export const octetString = (b: Buffer): Buffer => tlv(0x04, b);
 export const bitString = (b: Buffer): Buffer => tlv(0x03, Buffer.concat([Buffer.from([0]), b]));
 export const bool = (v: boolean): Buffer => tlv(0x01, Buffer.from([v ? 0xff : 0]));
