@@ -213,6 +213,8 @@ interface Target {
   note?: string;
   /** Memory rows only, informative (the verdict is on VmRSS): the proxy's own memory, MiB. */
   anon?: number;
+  /** A ratio against haproxy (even when one side was not measured). */
+  isRatio?: boolean;
 }
 const targets: Target[] = [];
 function ratioTarget(
@@ -237,6 +239,7 @@ function ratioTarget(
     unit,
     pass: value === undefined ? undefined : kind === 'max' ? value <= limit : value >= limit,
     noisy: paths.some(noisy),
+    isRatio: true,
   });
 }
 function absTarget(
@@ -399,7 +402,7 @@ lines.push(`Run: \`${runDir}\`. Ratios are Weft / haproxy with mTLS, same run. A
 lines.push('| group | target | Weft | reference | ratio or value | limit | verdict | RssAnon (info) |');
 lines.push('|---|---|---:|---:|---:|---:|---|---:|');
 for (const t of targets) {
-  const ratio = t.reference !== undefined;
+  const ratio = t.isRatio === true;
   const digits = t.unit === 'us' || t.unit === 'req/s' || t.unit === '/s' ? 0 : 1;
   lines.push(
     `| ${t.group} | ${t.target}${t.noisy ? ' (noisy)' : ''} | ${fmt(t.weft, digits)} ${t.unit} | ${

@@ -140,10 +140,20 @@ export PATHS=${PATHS-"direct haproxy-mtls nginx-mtls node-mtls custom"}
 export H2_PATHS=${H2_PATHS-"h2-direct h2-haproxy-mtls h2-nginx-mtls h2-node-mtls h2-custom"}
 export OUT_DIR=${OUT_DIR:-$REPO/bench/results}
 mkdir -p "$OUT_DIR"
-touch "$STATE/driver-start"
-sleep 1 # run-<timestamp> directories have a 1 s resolution
-rc=0
-bash "$DRIVER" || rc=$?
+# The driver reads every process's /proc/PID/stat between phases (`cat /proc/[0-9]*/stat` under
+# pipefail), so a process on the machine that exits during that read (one of its own openssl
+# checks, anything else) aborts the whole run; seen on a quiet machine too. Such a run is retried
+# from the start (DRIVER_TRIES, default 3), and the last try is the one reported.
+DRIVER_TRIES=${DRIVER_TRIES:-3}
+for ((try = 1; try <= DRIVER_TRIES; try++)); do
+  touch "$STATE/driver-start"
+  sleep 1 # run-<timestamp> directories have a 1 s resolution
+  rc=0
+  bash "$DRIVER" || rc=$?
+  ((rc == 0 || try == DRIVER_TRIES)) && break
+  log "the driver exited with $rc (try $try of $DRIVER_TRIES); running it again"
+  rm -rf "${WEFT_BENCH_HOPS_DIR:?}"/*
+done
 RUN_DIR=$(find "$OUT_DIR" -maxdepth 1 -type d -name 'run-*' -newer "$STATE/driver-start" | sort | tail -1)
 [[ -n $RUN_DIR ]] || die "the driver made no run directory (exit code $rc)"
 ((rc == 0)) || log "WARNING: the driver exited with $rc; reporting what it measured"
