@@ -20,6 +20,7 @@ import {
   startHttpApp,
 } from './support/apps.js';
 import { eventually } from './support/eventually.js';
+import { sampleSum } from './support/prom-text.js';
 import { type MeshPair, startMeshPair } from './support/proxy-process.js';
 
 const GIB = 1024 * 1024 * 1024;
@@ -134,6 +135,10 @@ describe('1 GiB through outbound → inbound', () => {
       ['h2c client resetting before the response', () => h2GiveUp(session, '/slow/60000', atApp)],
       ['h2c client resetting mid-download', () => h2GiveUp(session, `/bytes/${GIB}`, midBody)],
     ];
+    const counted = async (proxy: typeof mesh.outbound, error: string) =>
+      sampleSum(await proxy.metrics(), 'response_total', { error });
+    const cancelledBefore = await counted(mesh.outbound, 'client cancelled');
+    const peerFailedBefore = await counted(mesh.outbound, 'peer failed');
     try {
       for (const [label, giveUp] of cases) {
         const aborts = appAborts;
@@ -144,6 +149,11 @@ describe('1 GiB through outbound → inbound', () => {
     } finally {
       session.destroy();
     }
+    // Each is counted as the client's cancellation, not as a failure of the next hop.
+    await eventually(async () =>
+      assert.equal(await counted(mesh.outbound, 'client cancelled'), cancelledBefore + cases.length),
+    );
+    assert.equal(await counted(mesh.outbound, 'peer failed'), peerFailedBefore);
   });
 
   it('uploads 1 GiB from an h2c client with bounded proxy memory', {

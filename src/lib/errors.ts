@@ -98,6 +98,23 @@ export class PeerError extends WeftError {
   }
 }
 
+/**
+ * The client went away before its response was complete: nobody is answered, and whatever the
+ * cancelled send then reports is not the next hop's failure. Counted with nginx's 499 ("client
+ * closed request"); a gRPC call is CANCELLED.
+ */
+export class ClientCancelledError extends WeftError {
+  constructor() {
+    super(
+      'WEFT_ERR_CLIENT_CANCELLED',
+      499,
+      'connection_terminated',
+      'client cancelled',
+      'the client cancelled the request',
+    );
+  }
+}
+
 /** The request itself is malformed (smuggling ambiguity, bad request line, bad authority). */
 export class BadRequestError extends WeftError {
   constructor(detail: string) {

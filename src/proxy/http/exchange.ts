@@ -5,7 +5,7 @@
  * steps throw WeftErrors and it alone turns them into responses and metrics.
  */
 import type { Readable } from 'node:stream';
-import { asWeftError, ResponseTimeoutError, type WeftError } from '../../lib/errors.js';
+import { asWeftError, ClientCancelledError, ResponseTimeoutError, type WeftError } from '../../lib/errors.js';
 import type { HttpSeries } from '../metrics/proxy-metrics.js';
 import type { Headers } from './headers.js';
 
@@ -95,7 +95,9 @@ export async function runExchange<P>(
     const grpcStatus = headerValue(up.trailers()?.['grpc-status']) ?? headerValue(up.headers['grpc-status']);
     series.response(up.status, grpcStatus, undefined).observe(performance.now() - startMs);
   } catch (e) {
-    const err = asWeftError(e);
+    // Once the client is gone, the send's own failure (a reset stream, "peer failed") is only the
+    // echo of our cancelling it: count the cancellation, not a failure of the next hop.
+    const err = abort.clientGone ? new ClientCancelledError() : asWeftError(e);
     if (!series) {
       series = fallbackSeries();
       series.request.inc();
@@ -137,8 +139,13 @@ class Canceller implements SendHooks {
   readonly #down: Downstream;
   #cancel: (() => void) | undefined;
   #aborted = false;
-  /** `abort` as a function of its own, for `Downstream.onAbort`. */
-  readonly abortNow = (): void => this.abort();
+  /** The client went away before the response was complete (Downstream.onAbort). */
+  clientGone = false;
+  /** For `Downstream.onAbort`: the client went away; cancel the send. */
+  readonly abortNow = (): void => {
+    if (!this.#aborted) this.clientGone = true;
+    this.abort();
+  };
 
   constructor(down: Downstream) {
     this.#down = down;
@@ -168,6 +175,8 @@ function headerValue(v: string | string[] | undefined): string | undefined {
 /** The gRPC status a proxy-made error maps to (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
 export function grpcCodeFor(err: WeftError): string {
   switch (err.httpStatus) {
+    case 499:
+      return '1'; // CANCELLED
     case 504:
       return '4'; // DEADLINE_EXCEEDED
     case 403:
