@@ -30,17 +30,8 @@ PIN=${PIN:-1} LOADGEN_CPU=${LOADGEN_CPU:-1} SUT_CPU=${SUT_CPU:-0}
 mkdir -p "$RUN_DIR/raw"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/weft-balance.XXXXXX")
-PIDS=()
-stop_all() {
-  local pid _
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  PIDS=()
-}
+# shellcheck source=bench/procs.sh
+source "$REPO/bench/procs.sh"
 trap 'stop_all; rm -rf "$TMP"' EXIT
 say() { printf '[balance] %s\n' "$*" >&2; }
 # Starts a server on the SUT core; not a function call in the background, so that $! is the

@@ -28,17 +28,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/weft-mesh-check.XXXXXX")
 chmod 755 "$TMP"
 # The check's hops record their memory and metrics here, not beside the measured hops'.
 export WEFT_BENCH_HOPS_DIR=$TMP/hops
-PIDS=()
-stop_all() {
-  local pid _
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  PIDS=()
-}
+# shellcheck source=bench/procs.sh
+source "$REPO/bench/procs.sh"
 # The hops' logs are kept beside OUT (mesh-check-logs/).
 trap 'stop_all; mkdir -p "${OUT%.json}-logs"; cp "$TMP"/*.log "${OUT%.json}-logs/" 2>/dev/null; rm -rf "$TMP"' EXIT
 

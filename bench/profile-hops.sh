@@ -22,20 +22,10 @@ mkdir -p "$OUT"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/weft-profile.XXXXXX")
 chmod 755 "$TMP"
-PIDS=()
-stop_all() {
-  local pid _
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  PIDS=()
-}
+STOP_WAIT_TENTHS=100 # the hops write their --cpu-prof profiles on exit
+# shellcheck source=bench/procs.sh
+source "$REPO/bench/procs.sh"
 trap 'stop_all; rm -rf "$TMP"' EXIT
-sut() { if [[ $PIN == 1 ]]; then echo taskset -c "$SUT_CPU"; fi; }
-loadgen() { if [[ $PIN == 1 ]]; then echo taskset -c "$LOADGEN_CPU"; fi; }
 
 up=$TMP/upstream
 mkdir -p "$up/tmp" "$up/h2root"

@@ -51,13 +51,8 @@ STATE=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")
 export WEFT_BENCH_HOPS_DIR=$STATE/hops
 mkdir -p "$WEFT_BENCH_HOPS_DIR"
 CONTROL_PID=
-stop_pid() { # pid : TERM, wait up to 5 s, then KILL
-  local pid=$1 _
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/procs.sh
+source "$REPO/bench/procs.sh"
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
