@@ -6,47 +6,27 @@
  * refused handshake, and nothing reaches the app.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
-import type { RunningControlPlane } from '../src/control/control-plane.js';
 import { parseHostPort } from '../src/lib/addr.js';
-import { newLogger } from '../src/lib/log.js';
-import { type HttpApp, startHttpApp } from './support/apps.js';
-import { startTestControlPlane } from './support/control-plane.js';
+import type { HttpApp } from './support/apps.js';
 import { eventually } from './support/eventually.js';
-import { startMeshedProxy } from './support/meshed-proxy.js';
+import { type MeshedInbound, startMeshedInbound } from './support/meshed-proxy.js';
 import { sampleSum } from './support/prom-text.js';
 import type { ProxyProcess } from './support/proxy-process.js';
 
-let dir: string;
-let control: RunningControlPlane;
+let mesh: MeshedInbound | undefined;
 let httpApp: HttpApp;
 let inBooks: ProxyProcess | undefined;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'weft-mtls-stall-'));
-  control = await startTestControlPlane({
-    stateDir: join(dir, 'state'),
-    log: newLogger('error', {}, () => {}),
-  });
-  httpApp = await startHttpApp();
-  inBooks = await startMeshedProxy(control, 'books', [
-    '--app-port',
-    String(httpApp.port),
-    '--outbound-listen-addr',
-    'none',
-  ]);
+  mesh = await startMeshedInbound('weft-mtls-stall-');
+  ({ httpApp, inBooks } = mesh);
 });
 
 after(async () => {
-  await inBooks?.stop();
-  await httpApp?.close();
-  await control?.shutdown();
-  await rm(dir, { recursive: true, force: true });
+  await mesh?.close();
 });
 
 /** The first flight of a real Node TLS 1.3 client offering weft.mesh/1: its ClientHello. */

@@ -7,17 +7,20 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunningControlPlane } from '../src/control/control-plane.js';
-import { newLogger } from '../src/lib/log.js';
-import { type EchoBody, type HttpApp, startHttpApp } from './support/apps.js';
-import { startTestControlPlane } from './support/control-plane.js';
+import type { EchoBody, HttpApp } from './support/apps.js';
 import { eventually } from './support/eventually.js';
 import { certify, identityClient, newCsr } from './support/identity.js';
-import { firstPemCertificate, openssl, spiffe, startMeshedProxy } from './support/meshed-proxy.js';
+import {
+  firstPemCertificate,
+  type MeshedInbound,
+  openssl,
+  spiffe,
+  startMeshedInbound,
+} from './support/meshed-proxy.js';
 import { sampleSum } from './support/prom-text.js';
 import type { ProxyProcess } from './support/proxy-process.js';
 import { newTestCa, selfSignedLeaf } from './support/test-ca.js';
@@ -26,26 +29,16 @@ const BOOKS = spiffe('books');
 const TESTER = spiffe('tester');
 const IDENTITY_SERVICE = 'spiffe://weft.local/ns/weft/sa/identity';
 
-let dir: string;
+let mesh: MeshedInbound | undefined;
 let pki: string;
 let control: RunningControlPlane;
 let httpApp: HttpApp;
 let inBooks: ProxyProcess | undefined;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'weft-mtls-openssl-'));
-  control = await startTestControlPlane({
-    stateDir: join(dir, 'state'),
-    log: newLogger('error', {}, () => {}),
-  });
-  httpApp = await startHttpApp();
-  inBooks = await startMeshedProxy(control, 'books', [
-    '--app-port',
-    String(httpApp.port),
-    '--outbound-listen-addr',
-    'none',
-  ]);
-  pki = dir;
+  mesh = await startMeshedInbound('weft-mtls-openssl-');
+  ({ control, httpApp, inBooks } = mesh);
+  pki = mesh.dir;
   const anchorsPem = await (
     await fetch(`http://${control.addresses.api}/api/v1/identity/trust-bundle`)
   ).text();
@@ -82,10 +75,7 @@ before(async () => {
 });
 
 after(async () => {
-  await inBooks?.stop();
-  await httpApp?.close();
-  await control?.shutdown();
-  await rm(dir, { recursive: true, force: true });
+  await mesh?.close();
 });
 
 describe('openssl s_client against the inbound port', { timeout: 120_000 }, () => {

@@ -5,9 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { RunningControlPlane } from '../../src/control/control-plane.js';
 import { parseHostPort } from '../../src/lib/addr.js';
+import { newLogger } from '../../src/lib/log.js';
 import { prepareWorkloadIdentity } from '../../src/platform/local/workload-identity.js';
+import { type HttpApp, startHttpApp } from './apps.js';
+import { startTestControlPlane } from './control-plane.js';
 import { eventually } from './eventually.js';
 import { type ProxyProcess, startProxy } from './proxy-process.js';
 
@@ -91,4 +97,46 @@ export function openssl(args: string[], stdin = '', timeoutMs = 15_000): Promise
 /** The first PEM certificate in `text` (as `openssl s_client -showcerts` prints them). */
 export function firstPemCertificate(text: string): string | undefined {
   return /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(text)?.[0];
+}
+
+/** A control plane, an HTTP app, and `books`'s inbound proxy in front of it (no outbound). */
+export interface MeshedInbound {
+  /** A temporary directory the caller may use too; removed by close(). */
+  readonly dir: string;
+  readonly control: RunningControlPlane;
+  readonly httpApp: HttpApp;
+  readonly inBooks: ProxyProcess;
+  /** Stops the proxy, the app and the control plane, and removes `dir`. */
+  close(): Promise<void>;
+}
+
+/** Starts a MeshedInbound in a new temporary directory named after `prefix`. */
+export async function startMeshedInbound(prefix: string): Promise<MeshedInbound> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  let control: RunningControlPlane | undefined;
+  let httpApp: HttpApp | undefined;
+  let inBooks: ProxyProcess | undefined;
+  const close = async () => {
+    await inBooks?.stop();
+    await httpApp?.close();
+    await control?.shutdown();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    control = await startTestControlPlane({
+      stateDir: join(dir, 'state'),
+      log: newLogger('error', {}, () => {}),
+    });
+    httpApp = await startHttpApp();
+    inBooks = await startMeshedProxy(control, 'books', [
+      '--app-port',
+      String(httpApp.port),
+      '--outbound-listen-addr',
+      'none',
+    ]);
+    return { dir, control, httpApp, inBooks, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
