@@ -104,15 +104,32 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
   // keep-alive connections when draining (they held shutdown until the keep-alive timeout),
   // and headersTimeout is not enforced.
   h1.emit('listening');
-  h1.on('request', onRequest);
-  h1.on('checkContinue', onRequest);
+  // The latest response on each HTTP/1 connection, for a declined h2c offer to wait on (below).
+  const lastResponse = new WeakMap<object, ServerResponse>();
+  const onH1Request = (req: IncomingMessage, res: ServerResponse) => {
+    lastResponse.set(req.socket, res);
+    onRequest(req, res);
+  };
+  h1.on('request', onH1Request);
+  h1.on('checkContinue', onH1Request);
   h1.on('upgrade', (req, socket, head) => {
     if (!isH2cUpgrade(req))
       return handlers.upgrade(req, socket, head, tunnelAuthority.get(req.socket), peers.get(req.socket));
-    // Declined: the same socket goes back to the parser with the request minus the offer.
-    socket.unshift(Buffer.concat([headWithoutUpgrade(req), head]));
-    h1.emit('connection', socket);
-    socket.resume();
+    // Declined: the same socket goes back to the parser with the request minus the offer. Node
+    // gives it a new parser with its own response queue, so a response still in flight on the
+    // connection (a pipelined offer, or curl's next request read before Node saw the last write
+    // finish) must be done first: the new request's response would otherwise wait behind it for
+    // good, and the keep-alive timeout would close the connection under it. The socket is
+    // paused meanwhile; 'close' comes after Node has detached the finished response.
+    const reparse = () => {
+      if (socket.destroyed) return;
+      socket.unshift(Buffer.concat([headWithoutUpgrade(req), head]));
+      h1.emit('connection', socket);
+      socket.resume();
+    };
+    const inFlight = lastResponse.get(socket);
+    if (inFlight && !inFlight.closed) inFlight.once('close', reparse);
+    else reparse();
   });
   /** Answers, counts and closes a request no exchange took: a parse error, a refused CONNECT. */
   const rejectRaw = (socket: Duplex, err: WeftError) => {
