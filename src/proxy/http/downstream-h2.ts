@@ -87,7 +87,9 @@ function forwardToH2(stream: ServerHttp2Stream, head: RequestHead, up: UpstreamR
       if (err) reject(err);
       else resolve();
     };
-    stream.on('finish', () => done());
+    // Node also ends the writable side of a stream the client reset (closeStream → end()), and
+    // 'finish' follows; `aborted` is set exactly then, so that 'finish' is a cut-short response.
+    stream.on('finish', () => done(stream.aborted ? prematureClose() : undefined));
     stream.on('close', () =>
       done(endQueued || (declaredBytes > 0 && moved?.bytes === declaredBytes) ? undefined : prematureClose()),
     );
