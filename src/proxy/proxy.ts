@@ -21,6 +21,7 @@ import { newH1Agent } from './http/upstream-h1.js';
 import { identityServing, identityStatus, newProxyIdentity } from './identity/proxy-identity.js';
 import { newInboundStack } from './inbound/inbound-stack.js';
 import { ProxyMetrics } from './metrics/proxy-metrics.js';
+import { type NativeMemoryGc, startNativeMemoryGc } from './native-memory-gc.js';
 import { newOutboundStack } from './outbound/outbound-stack.js';
 import { newInboundAuthz } from './policy/inbound-authz.js';
 import { type InboundPolicySource, policySourceFor } from './policy/policy-client.js';
@@ -41,12 +42,16 @@ export interface RunningProxy {
 
 /** Pooled connections per next-hop address for HTTP/1 (requests beyond it queue in the agent). */
 const MAX_H1_CONNECTIONS_PER_HOST = 256;
+/** How often resident memory outside the V8 heap is checked (one RSS read each). */
+const NATIVE_GC_CHECK_MS = 250;
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
   // Every request on an HTTP/2 client session binds an AsyncResource: make that cheap (the file).
   installLeanAsyncBind();
   const metrics = new ProxyMetrics();
   registerProcessMetrics(metrics.registry);
+  // HTTP/2 header strings hold native memory V8 does not see (the file says how much).
+  const nativeGc = config.nativeGcSlackMb > 0 ? startNativeGc(config.nativeGcSlackMb, metrics) : undefined;
   // Started first: the certificate is being fetched while the listeners bind; /ready waits for it.
   const identity = await newProxyIdentity(config, metrics, log);
   const ctx: ProxyContext = {
@@ -169,6 +174,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
         hops.h1Agent.destroy();
       }
       ctx.discovery?.close();
+      nativeGc?.stop();
       policy?.close();
       identity?.close();
       admin?.closeAllConnections();
@@ -180,6 +186,22 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   }
 
   return { outbound: outboundAddr, inbound: inboundAddr, admin: adminAddr, upstreams, shutdown, closed };
+}
+
+function startNativeGc(slackMb: number, metrics: ProxyMetrics): NativeMemoryGc {
+  const gc = startNativeMemoryGc({ slackBytes: slackMb * 1024 * 1024, intervalMs: NATIVE_GC_CHECK_MS });
+  const counted = metrics.registry
+    .counter(
+      'weft_proxy_native_gc_total',
+      'Full V8 collections the proxy asked for because memory outside the V8 heap grew by --native-gc-slack-mb.',
+    )
+    .with({});
+  let seen = 0;
+  metrics.registry.addCollector(() => {
+    counted.inc(gc.collections() - seen);
+    seen = gc.collections();
+  });
+  return gc;
 }
 
 function newNextHops(connector: Connector, log: Logger): NextHops {
