@@ -133,6 +133,11 @@ export CUSTOM_IN_CMD=${CUSTOM_IN_CMD:-"$hop in @LISTEN@ @TARGET@ @CERTS@ @PROTO@
 # left out by default (no target uses them; add them back with PATHS=...).
 export PATHS=${PATHS-"direct haproxy-mtls nginx-mtls node-mtls custom"}
 export H2_PATHS=${H2_PATHS-"h2-direct h2-haproxy-mtls h2-nginx-mtls h2-node-mtls h2-custom"}
+# 20 s h2 phases instead of the driver's 6: a Weft hop's first full V8 collection (the one that
+# frees HTTP/2 header buffers, src/proxy/native-memory-gc.ts) comes several seconds in, and a 6 s
+# phase can end before it, which flatters that hop's latency, CPU and memory. Every h2 path gets
+# the same phases.
+export H2_LAT_SECS=${H2_LAT_SECS:-20} H2_TPUT_SECS=${H2_TPUT_SECS:-20}
 export OUT_DIR=${OUT_DIR:-$REPO/bench/results}
 mkdir -p "$OUT_DIR"
 # The driver reads every process's /proc/PID/stat between phases (`cat /proc/[0-9]*/stat` under
