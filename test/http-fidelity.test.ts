@@ -269,20 +269,21 @@ describe('HTTP/1.1 through outbound → inbound', () => {
     // Both in one write: the second offer reaches the proxy while the first response is still in
     // flight, as it does under load when curl sends its next request before the proxy has seen
     // its last write finish. It must wait its turn, not stall behind the first response until
-    // the keep-alive timeout closes the connection.
+    // the keep-alive timeout (5 s) closes the connection; and that timer, armed when the first
+    // response finished, must not cut the second one short (its app takes 6 s).
     const offer =
       'Connection: Upgrade, HTTP2-Settings%s\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n';
     const request = (path: string, close: boolean) =>
       `GET ${path} HTTP/1.1\r\nHost: ${AUTHORITY}\r\n${offer.replace('%s', close ? ', close' : '')}\r\n`;
     const port = Number(outbound.slice(outbound.lastIndexOf(':') + 1));
-    const send = request('/first', false) + request('/second', true);
-    const text = (await tcpExchange(port, { send, end: false, timeoutMs: 10_000 })).toString('latin1');
+    const send = request('/first', false) + request('/slow/6000', true);
+    const text = (await tcpExchange(port, { send, end: false, timeoutMs: 15_000 })).toString('latin1');
     const responses = text.split(/(?=HTTP\/1\.1 )/);
     assert.deepEqual(
       responses.map((r) => [r.slice(0, 15), /"url":"([^"]*)"/.exec(r)?.[1]]),
       [
         ['HTTP/1.1 200 OK', '/first'],
-        ['HTTP/1.1 200 OK', '/second'],
+        ['HTTP/1.1 200 OK', '/slow/6000'],
       ],
       text,
     );

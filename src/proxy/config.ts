@@ -220,11 +220,11 @@ export const PROXY_SETTINGS = {
     parse: parseIntIn(1, 3_600_000),
     doc: "time constant (ms) over which the balancer averages an endpoint's latency samples",
   },
-  nativeGcSlackMb: {
-    env: 'WEFT_PROXY_NATIVE_GC_SLACK_MB',
-    default: '16',
-    parse: parseIntIn(0, 65_536),
-    doc: 'MiB that resident memory outside the V8 heap may grow by before the proxy asks for a full collection (HTTP/2 header strings hold native memory V8 cannot see; src/proxy/native-memory-gc.ts); 0: never',
+  nativeGcH2Streams: {
+    env: 'WEFT_PROXY_NATIVE_GC_H2_STREAMS',
+    default: '5000',
+    parse: parseIntIn(0, 100_000_000),
+    doc: 'HTTP/2 streams after which, with no full V8 collection since, the proxy asks for one (each leaves native memory V8 cannot see; src/proxy/native-memory-gc.ts); 0: never',
   },
   destinationIdleMs: {
     env: 'WEFT_PROXY_DESTINATION_IDLE_MS',

@@ -1,95 +1,125 @@
 /**
- * Collects the V8 heap when memory outside it has grown, because V8 cannot see that memory.
+ * Asks V8 for a full collection after many HTTP/2 streams without one, because each stream leaves
+ * native memory behind that V8 cannot see and only a full collection frees.
  *
- * Node hands every received HTTP/2 header value to JS as an external string over nghttp2's
- * buffer (node_http_common.h), allocated straight into the old generation. V8 counts a few dozen
- * bytes for each and nothing for the buffer, so under HTTP/2 load the old generation grows slowly
- * while the malloc'd buffers behind its dead strings pile up until the next full collection:
- * heaptrack on a bench hop showed nghttp2 header buffers, their string resources and V8's
- * external-string table as 48 of 58 MiB of native heap at the peak, and the hop's RssAnon grew to
- * 130-150 MiB against a V8 heap of 30-45 MiB.
+ * Node hands every received HTTP/2 header value to JS as an external string over nghttp2's buffer
+ * (node_http_common.h), allocated straight into the old generation, and a stream's native handle
+ * lives until its JS object is collected. V8 counts a few dozen bytes for each and nothing for what
+ * they hold, so under HTTP/2 load the old generation grows slowly while the native memory behind
+ * its dead objects piles up: heaptrack on a bench hop showed nghttp2 header buffers, their string
+ * resources and V8's external-string table as 48 of 58 MiB of native heap at the peak. In the
+ * bench's gRPC path V8's own first full collection came ~19 s in, with each hop's peak VmRSS at
+ * 172-205 MiB, and paused 150-215 ms to finalize what had piled up: about 2.5 KiB per stream.
  *
- * So: every `intervalMs` the anonymous resident size outside the V8 heap (RssAnon minus the
- * heap's committed size) is compared with its level after the last collection, and a full collection is asked for
- * when it has grown by `slackBytes`. malloc keeps freed memory for reuse rather than returning
- * it, so the level after a collection stays near its peak; new growth past it means live native
- * memory again. A proxy that does not use HTTP/2 never reaches the slack and pays one
- * /proc/self/statm read per interval.
- *
- * Measured in the bench's gRPC path (20 s at max after 6 s at 1000 req/s, ABBA pairs): each hop's
- * peak VmRSS fell from 172-205 MiB to 123-129 MiB with the 16 MiB default, from 1-2 collections
- * of 45-67 ms; CPU per request stayed within the runs' spread. Without it V8's own first full
- * collection came ~19 s in and paused 150-215 ms to finalize the strings piled up by then. The
- * cost: the asked-for collection is one atomic pause, and when it lands in a short latency window
- * it shows in that window's p99.
+ * So the proxy counts the HTTP/2 streams it handles (each side of each exchange) and asks for a
+ * full collection, on the next turn of the event loop, once `streams` of them have gone by since
+ * the last one. Full collections V8 makes on its own (seen through perf_hooks) reset the count,
+ * so under heavy load, when V8 collects often enough, the proxy asks for none. HTTP/1 and opaque
+ * traffic never count. One instance per process, shared by every proxy in it.
  */
-import { readFileSync } from 'node:fs';
+import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
 export interface NativeMemoryGcOptions {
-  readonly slackBytes: number;
-  readonly intervalMs: number;
+  /** HTTP/2 streams between full collections that make the proxy ask for one. */
+  readonly streams: number;
 }
 
 export interface NativeMemoryGc {
-  /** Full collections asked for so far. */
+  /** Full collections asked for so far (by every user of the process's instance). */
   readonly collections: () => number;
+  /** Releases this user; the last one stops the counting. */
   stop(): void;
 }
 
-/**
- * Anonymous resident bytes outside the V8 heap: malloc'd native state and buffers. Pages of the
- * node binary (about 44 MiB, paged in as new code paths first run) are left out where Linux's
- * /proc/self/statm says which they are, so warming up is not taken for native growth.
- */
-export function residentOutsideHeap(): number {
-  return anonymousResident() - v8.getHeapStatistics().total_heap_size;
+interface Shared {
+  readonly threshold: number;
+  readonly collect: () => void;
+  readonly observer: PerformanceObserver;
+  users: number;
+  collections: number;
+  scheduled: boolean;
 }
 
-let pageBytes: number | undefined;
+let shared: Shared | undefined;
+let streamsSinceFullGc = 0;
 
-function anonymousResident(): number {
-  try {
-    // statm: size resident shared text lib data dt, in pages; shared = file-backed resident.
-    const [, resident, shared] = readFileSync('/proc/self/statm', 'latin1').split(' ').map(Number);
-    if (resident > 0 && shared >= 0) {
-      // The page size, from RSS in bytes over RSS in pages (a power of two: 4 KiB, 16 KiB, ...).
-      pageBytes ??= 2 ** Math.round(Math.log2(process.memoryUsage.rss() / resident));
-      return (resident - shared) * pageBytes;
-    }
-  } catch {
-    // not Linux
+/** Counts one HTTP/2 stream (a no-op unless started). Cheap: it runs once per stream. */
+export function countH2Stream(): void {
+  const s = shared;
+  if (s === undefined || ++streamsSinceFullGc < s.threshold || s.scheduled) return;
+  s.scheduled = true;
+  // Not in the middle of the stream's own handling: after this turn's I/O callbacks.
+  setImmediate(() => {
+    s.scheduled = false;
+    if (shared !== s || streamsSinceFullGc < s.threshold) return;
+    s.collect();
+    s.collections++;
+    streamsSinceFullGc = 0;
+  });
+}
+
+/** HTTP/2 streams counted since the last full collection (ours or V8's). */
+export function h2StreamsSinceFullGc(): number {
+  return streamsSinceFullGc;
+}
+
+/**
+ * Starts counting, or joins the process's instance (whose options, from its first user, stay).
+ * `collect` is V8's full collection unless given (the policy test counts calls instead).
+ */
+export function startNativeMemoryGc(opts: NativeMemoryGcOptions, collect?: () => void): NativeMemoryGc {
+  if (shared === undefined) {
+    const observer = new PerformanceObserver((list) => {
+      if (list.getEntries().some(isFullGc)) streamsSinceFullGc = 0;
+    });
+    observer.observe({ entryTypes: ['gc'] });
+    shared = {
+      threshold: opts.streams,
+      collect: collect ?? fullGc(),
+      observer,
+      users: 0,
+      collections: 0,
+      scheduled: false,
+    };
+    streamsSinceFullGc = 0;
   }
-  return process.memoryUsage.rss();
+  const s = shared;
+  s.users++;
+  let stopped = false;
+  return {
+    collections: () => s.collections,
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      if (--s.users > 0) return;
+      s.observer.disconnect();
+      if (shared === s) shared = undefined;
+    },
+  };
 }
 
-/**
- * Starts the check. `measure` and `collect` are the process's own unless given (the policy test
- * drives them).
- */
-export function startNativeMemoryGc(
-  opts: NativeMemoryGcOptions,
-  measure: () => number = residentOutsideHeap,
-  collect: () => void = fullGc(),
-): NativeMemoryGc {
-  let level = measure();
-  let count = 0;
-  const timer = setInterval(() => {
-    if (measure() - level < opts.slackBytes) return;
-    collect();
-    count++;
-    level = measure();
-  }, opts.intervalMs);
-  timer.unref();
-  return { collections: () => count, stop: () => clearInterval(timer) };
+function isFullGc(entry: PerformanceEntry): boolean {
+  // @types/node leaves `detail` off PerformanceEntry; gc entries carry { kind, flags } there.
+  const detail = (entry as { detail?: { kind?: number } }).detail;
+  return detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR;
 }
 
+let gcFunction: (() => void) | undefined;
+
 /**
- * V8's `gc()` without putting it on the global object, where any code could call it: the flag
- * exposes it to contexts created from now on, and one is made to fetch it.
+ * V8's `gc()` without leaving it on any global object: the flag exposes it to contexts created
+ * while it is set, one is made to fetch it, and the flag is turned off again.
  */
-function fullGc(): () => void {
-  v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('gc') as () => void;
+export function fullGc(): () => void {
+  if (gcFunction === undefined) {
+    v8.setFlagsFromString('--expose-gc');
+    try {
+      gcFunction = vm.runInNewContext('gc') as () => void;
+    } finally {
+      v8.setFlagsFromString('--no-expose-gc');
+    }
+  }
+  return gcFunction;
 }

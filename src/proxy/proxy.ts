@@ -42,16 +42,12 @@ export interface RunningProxy {
 
 /** Pooled connections per next-hop address for HTTP/1 (requests beyond it queue in the agent). */
 const MAX_H1_CONNECTIONS_PER_HOST = 256;
-/** How often resident memory outside the V8 heap is checked (one RSS read each). */
-const NATIVE_GC_CHECK_MS = 250;
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
   // Every request on an HTTP/2 client session binds an AsyncResource: make that cheap (the file).
   installLeanAsyncBind();
   const metrics = new ProxyMetrics();
   registerProcessMetrics(metrics.registry);
-  // HTTP/2 header strings hold native memory V8 does not see (the file says how much).
-  const nativeGc = config.nativeGcSlackMb > 0 ? startNativeGc(config.nativeGcSlackMb, metrics) : undefined;
   // Started first: the certificate is being fetched while the listeners bind; /ready waits for it.
   const identity = await newProxyIdentity(config, metrics, log);
   const ctx: ProxyContext = {
@@ -151,6 +147,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     identity?.close();
     throw err;
   }
+  // HTTP/2 streams leave native memory that only a full collection frees (the file says how much).
+  const nativeGc =
+    config.nativeGcH2Streams > 0 ? startNativeGc(config.nativeGcH2Streams, metrics) : undefined;
   ready = true;
 
   function shutdown(): Promise<void> {
@@ -188,18 +187,19 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   return { outbound: outboundAddr, inbound: inboundAddr, admin: adminAddr, upstreams, shutdown, closed };
 }
 
-function startNativeGc(slackMb: number, metrics: ProxyMetrics): NativeMemoryGc {
-  const gc = startNativeMemoryGc({ slackBytes: slackMb * 1024 * 1024, intervalMs: NATIVE_GC_CHECK_MS });
+function startNativeGc(streams: number, metrics: ProxyMetrics): NativeMemoryGc {
+  const gc = startNativeMemoryGc({ streams });
   const counted = metrics.registry
     .counter(
       'weft_proxy_native_gc_total',
-      'Full V8 collections the proxy asked for because memory outside the V8 heap grew by --native-gc-slack-mb.',
+      'Full V8 collections the proxy asked for after --native-gc-h2-streams HTTP/2 streams without one.',
     )
     .with({});
   let seen = 0;
   metrics.registry.addCollector(() => {
-    counted.inc(gc.collections() - seen);
-    seen = gc.collections();
+    const now = gc.collections();
+    counted.inc(now - seen);
+    seen = now;
   });
   return gc;
 }

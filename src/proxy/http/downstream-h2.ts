@@ -89,10 +89,9 @@ function forwardToH2(stream: ServerHttp2Stream, head: RequestHead, up: UpstreamR
     };
     // Node also ends the writable side of a stream the client reset (closeStream → end()), and
     // 'finish' follows; `aborted` is set exactly then, so that 'finish' is a cut-short response.
-    stream.on('finish', () => done(stream.aborted ? prematureClose() : undefined));
-    stream.on('close', () =>
-      done(endQueued || (declaredBytes > 0 && moved?.bytes === declaredBytes) ? undefined : prematureClose()),
-    );
+    const delivered = () => endQueued || (declaredBytes > 0 && moved?.bytes === declaredBytes);
+    stream.on('finish', () => done(stream.aborted && !delivered() ? prematureClose() : undefined));
+    stream.on('close', () => done(delivered() ? undefined : prematureClose()));
     body.on('error', done);
     // A body that closes before its end (the next hop's session went away) is a cut-short response.
     body.on('close', () => !body.readableEnded && done(prematureClose()));

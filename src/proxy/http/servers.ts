@@ -16,6 +16,7 @@ import {
 } from '../../lib/errors.js';
 import { type ProxyContext, TLS_PLAINTEXT } from '../context.js';
 import type { Direction } from '../metrics/proxy-metrics.js';
+import { countH2Stream } from '../native-memory-gc.js';
 import type { PeerInfo } from '../tls/peer-info.js';
 import { h1Downstream, h1RequestHead, rawH1ErrorResponse } from './downstream-h1.js';
 import { h2Downstream, h2RequestHead } from './downstream-h2.js';
@@ -122,7 +123,11 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
     // good, and the keep-alive timeout would close the connection under it. The socket is
     // paused meanwhile; 'close' comes after Node has detached the finished response.
     const reparse = () => {
-      if (socket.destroyed) return;
+      if (socket.destroyed || !socket.writable) return;
+      // The keep-alive timer the finished response armed belongs to the old parser, which would
+      // have cleared it on this request's bytes: while a request is served there is none.
+      const s = socket as Partial<net.Socket>;
+      if (typeof s.setTimeout === 'function') s.setTimeout(h1.timeout);
       socket.unshift(Buffer.concat([headWithoutUpgrade(req), head]));
       h1.emit('connection', socket);
       socket.resume();
@@ -170,6 +175,7 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
     if (ctx.draining) session.close();
   });
   h2.on('stream', (stream: ServerHttp2Stream, headers) => {
+    countH2Stream();
     stream.on('error', () => {});
     let head: RequestHead;
     try {
