@@ -1,89 +1,77 @@
 /**
- * Asks V8 for a full collection after many HTTP/2 streams without one, because each stream leaves
- * native memory behind that V8 cannot see and only a full collection frees.
+ * Asks V8 for a full collection when the proxy's memory outside the V8 heap has grown, because
+ * under HTTP/2 load most of that memory is held by dead objects V8 cannot see the weight of.
  *
  * Node hands every received HTTP/2 header value to JS as an external string over nghttp2's buffer
  * (node_http_common.h), allocated straight into the old generation, and a stream's native handle
  * lives until its JS object is collected. V8 counts a few dozen bytes for each and nothing for what
- * they hold, so under HTTP/2 load the old generation grows slowly while the native memory behind
- * its dead objects piles up: heaptrack on a bench hop showed nghttp2 header buffers, their string
- * resources and V8's external-string table as 48 of 58 MiB of native heap at the peak. In the
- * bench's gRPC path V8's own first full collection came ~19 s in, with each hop's peak VmRSS at
- * 172-205 MiB, and paused 150-215 ms to finalize what had piled up: about 2.5 KiB per stream.
+ * they hold, so the old generation grows slowly while the native memory behind its dead objects
+ * piles up: heaptrack on a bench hop showed nghttp2 header buffers, their string resources and V8's
+ * external-string table as 48 of 58 MiB of native heap at the peak. In the bench's gRPC path V8's
+ * own first full collection came 19-31 s in, with each hop's peak VmRSS at 172-205 MiB, and paused
+ * 140-230 ms to finalize what had piled up.
  *
- * So the proxy counts the HTTP/2 streams it handles (each side of each exchange) and asks for a
- * full collection, on the next turn of the event loop, once `streams` of them have gone by since
- * the last one. Full collections V8 makes on its own (seen through perf_hooks) reset the count,
- * so under heavy load, when V8 collects often enough, the proxy asks for none. HTTP/1 and opaque
- * traffic never count. One instance per process, shared by every proxy in it.
+ * So every `intervalMs` the anonymous resident memory outside the heap (RssAnon minus the heap's
+ * committed size) is compared with its level after the last collection asked for, and one is asked
+ * for when it has grown by `slackBytes`, at most once per `minGapMs`. malloc keeps what a
+ * collection frees for reuse, so the level stays near the peak and the next request comes only when
+ * memory grows past it: in the bench (16 MiB) that was 1-2 collections per hop in 40 s, and peak
+ * VmRSS fell to 120-139 MiB, CPU per request within the runs' spread. Asked-for collections must
+ * stay rare: each costs far more than its pause (a variant that asked after every 5,000 HTTP/2
+ * streams, ~20 times in 30 s, doubled CPU per request), hence the trigger on resident memory and
+ * the gap. Even so the p99 at 1000 req/s got worse, 45-61 ms against 7-18 ms, so it is off unless
+ * --native-gc-slack-mb is set: a choice of memory over tail latency for the operator to make.
+ * One instance per process, shared by every proxy in it.
  */
-import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
 export interface NativeMemoryGcOptions {
-  /** HTTP/2 streams between full collections that make the proxy ask for one. */
-  readonly streams: number;
+  readonly slackBytes: number;
+  readonly intervalMs: number;
+  /** Least time between two asked-for collections. */
+  readonly minGapMs: number;
 }
 
 export interface NativeMemoryGc {
-  /** Full collections asked for so far (by every user of the process's instance). */
+  /** Full collections asked for so far (by the process's instance). */
   readonly collections: () => number;
-  /** Releases this user; the last one stops the counting. */
+  /** Releases this user; the last one stops the checks. */
   stop(): void;
 }
 
 interface Shared {
-  readonly threshold: number;
-  readonly collect: () => void;
-  readonly observer: PerformanceObserver;
+  timer: NodeJS.Timeout | undefined;
   users: number;
   collections: number;
-  scheduled: boolean;
 }
 
 let shared: Shared | undefined;
-let streamsSinceFullGc = 0;
-
-/** Counts one HTTP/2 stream (a no-op unless started). Cheap: it runs once per stream. */
-export function countH2Stream(): void {
-  const s = shared;
-  if (s === undefined || ++streamsSinceFullGc < s.threshold || s.scheduled) return;
-  s.scheduled = true;
-  // Not in the middle of the stream's own handling: after this turn's I/O callbacks.
-  setImmediate(() => {
-    s.scheduled = false;
-    if (shared !== s || streamsSinceFullGc < s.threshold) return;
-    s.collect();
-    s.collections++;
-    streamsSinceFullGc = 0;
-  });
-}
-
-/** HTTP/2 streams counted since the last full collection (ours or V8's). */
-export function h2StreamsSinceFullGc(): number {
-  return streamsSinceFullGc;
-}
 
 /**
- * Starts counting, or joins the process's instance (whose options, from its first user, stay).
- * `collect` is V8's full collection unless given (the policy test counts calls instead).
+ * Starts the checks, or joins the process's instance (whose options, from its first user, stay).
+ * `measure`, `collect` and `now` are the process's own unless given (the policy test drives them).
  */
-export function startNativeMemoryGc(opts: NativeMemoryGcOptions, collect?: () => void): NativeMemoryGc {
+export function startNativeMemoryGc(
+  opts: NativeMemoryGcOptions,
+  measure: () => number = residentOutsideHeap,
+  collect: () => void = fullGc(),
+  now: () => number = Date.now,
+): NativeMemoryGc {
   if (shared === undefined) {
-    const observer = new PerformanceObserver((list) => {
-      if (list.getEntries().some(isFullGc)) streamsSinceFullGc = 0;
-    });
-    observer.observe({ entryTypes: ['gc'] });
-    shared = {
-      threshold: opts.streams,
-      collect: collect ?? fullGc(),
-      observer,
-      users: 0,
-      collections: 0,
-      scheduled: false,
-    };
-    streamsSinceFullGc = 0;
+    const started: Shared = { timer: undefined, users: 0, collections: 0 };
+    let level = measure();
+    let lastAt = Number.NEGATIVE_INFINITY;
+    started.timer = setInterval(() => {
+      if (measure() - level < opts.slackBytes || now() - lastAt < opts.minGapMs) return;
+      collect();
+      started.collections++;
+      lastAt = now();
+      level = measure();
+    }, opts.intervalMs);
+    started.timer.unref();
+    shared = started;
   }
   const s = shared;
   s.users++;
@@ -94,16 +82,39 @@ export function startNativeMemoryGc(opts: NativeMemoryGcOptions, collect?: () =>
       if (stopped) return;
       stopped = true;
       if (--s.users > 0) return;
-      s.observer.disconnect();
+      clearInterval(s.timer);
       if (shared === s) shared = undefined;
     },
   };
 }
 
-function isFullGc(entry: PerformanceEntry): boolean {
-  // @types/node leaves `detail` off PerformanceEntry; gc entries carry { kind, flags } there.
-  const detail = (entry as { detail?: { kind?: number } }).detail;
-  return detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR;
+/**
+ * Anonymous resident bytes outside the V8 heap: malloc'd native state and buffers. Pages of the
+ * node binary (about 44 MiB, paged in as new code paths first run) are left out where Linux's
+ * /proc/self/statm says which they are, so warming up is not taken for native growth.
+ */
+export function residentOutsideHeap(): number {
+  return anonymousResident() - v8.getHeapStatistics().total_heap_size;
+}
+
+let pageBytes: number | undefined;
+let noStatm = false;
+
+function anonymousResident(): number {
+  if (!noStatm) {
+    try {
+      // statm: size resident shared text lib data dt, in pages; shared: file-backed and shmem.
+      const [, resident, sharedPages] = readFileSync('/proc/self/statm', 'latin1').split(' ').map(Number);
+      if (resident > 0 && sharedPages >= 0) {
+        // The page size, from RSS in bytes over RSS in pages (a power of two: 4 KiB, 16 KiB, ...).
+        pageBytes ??= 2 ** Math.round(Math.log2(process.memoryUsage.rss() / resident));
+        return (resident - sharedPages) * pageBytes;
+      }
+    } catch {
+      noStatm = true; // not Linux: RSS it is, from now on
+    }
+  }
+  return process.memoryUsage.rss();
 }
 
 let gcFunction: (() => void) | undefined;

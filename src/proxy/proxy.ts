@@ -42,6 +42,10 @@ export interface RunningProxy {
 
 /** Pooled connections per next-hop address for HTTP/1 (requests beyond it queue in the agent). */
 const MAX_H1_CONNECTIONS_PER_HOST = 256;
+/** Memory outside the V8 heap is read this often (one /proc/self/statm read each)... */
+const NATIVE_GC_CHECK_MS = 250;
+/** ...and a full collection asked for at most this often: each costs far more than its pause. */
+const NATIVE_GC_MIN_GAP_MS = 10_000;
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
   // Every request on an HTTP/2 client session binds an AsyncResource: make that cheap (the file).
@@ -148,8 +152,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     throw err;
   }
   // HTTP/2 streams leave native memory that only a full collection frees (the file says how much).
-  const nativeGc =
-    config.nativeGcH2Streams > 0 ? startNativeGc(config.nativeGcH2Streams, metrics) : undefined;
+  const nativeGc = config.nativeGcSlackMb > 0 ? startNativeGc(config.nativeGcSlackMb, metrics) : undefined;
   ready = true;
 
   function shutdown(): Promise<void> {
@@ -187,12 +190,16 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   return { outbound: outboundAddr, inbound: inboundAddr, admin: adminAddr, upstreams, shutdown, closed };
 }
 
-function startNativeGc(streams: number, metrics: ProxyMetrics): NativeMemoryGc {
-  const gc = startNativeMemoryGc({ streams });
+function startNativeGc(slackMb: number, metrics: ProxyMetrics): NativeMemoryGc {
+  const gc = startNativeMemoryGc({
+    slackBytes: slackMb * 1024 * 1024,
+    intervalMs: NATIVE_GC_CHECK_MS,
+    minGapMs: NATIVE_GC_MIN_GAP_MS,
+  });
   const counted = metrics.registry
     .counter(
       'weft_proxy_native_gc_total',
-      'Full V8 collections the proxy asked for after --native-gc-h2-streams HTTP/2 streams without one.',
+      'Full V8 collections the proxy asked for because memory outside the V8 heap grew by --native-gc-slack-mb.',
     )
     .with({});
   let seen = 0;

@@ -16,7 +16,6 @@ import {
 } from '../../lib/errors.js';
 import { type ProxyContext, TLS_PLAINTEXT } from '../context.js';
 import type { Direction } from '../metrics/proxy-metrics.js';
-import { countH2Stream } from '../native-memory-gc.js';
 import type { PeerInfo } from '../tls/peer-info.js';
 import { h1Downstream, h1RequestHead, rawH1ErrorResponse } from './downstream-h1.js';
 import { h2Downstream, h2RequestHead } from './downstream-h2.js';
@@ -175,7 +174,6 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
     if (ctx.draining) session.close();
   });
   h2.on('stream', (stream: ServerHttp2Stream, headers) => {
-    countH2Stream();
     stream.on('error', () => {});
     let head: RequestHead;
     try {

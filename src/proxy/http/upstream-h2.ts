@@ -2,7 +2,6 @@
 import http2, { type OutgoingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { ConnectError, PeerError } from '../../lib/errors.js';
-import { countH2Stream } from '../native-memory-gc.js';
 import type { ConnectTarget } from '../tcp/connect.js';
 import type { RequestHead, Send, SendHooks, UpstreamResponse } from './exchange.js';
 import type { H2Pool } from './h2-pool.js';
@@ -52,7 +51,6 @@ function sendOnce(
     let stream: http2.ClientHttp2Stream;
     try {
       stream = pooled.session.request(headers, head.hasBody ? WITH_BODY : WITHOUT_BODY);
-      countH2Stream();
     } catch (err) {
       return reject(new PeerError(`cannot open stream: ${(err as Error).message}`, err));
     }
