@@ -19,7 +19,7 @@
  * VmRSS fell to 120-139 MiB, CPU per request within the runs' spread. Asked-for collections must
  * stay rare: each costs far more than its pause (a variant that asked after every 5,000 HTTP/2
  * streams, ~20 times in 30 s, doubled CPU per request), hence the trigger on resident memory and
- * the gap. Even so the p99 at 1000 req/s got worse (median of 5 runs 57 ms, against 16 ms over 9
+ * the gap. Even so the p99 at 1000 req/s got worse (median of 8 runs 57 ms, against 16 ms over 9
  * runs without it), so it is off unless
  * --native-gc-slack-mb is set: a choice of memory over tail latency for the operator to make.
  * One instance per process, shared by every proxy in it.
