@@ -71,7 +71,10 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
   function closeIfDraining(this: ServerResponse) {
     if (ctx.draining) this.req.socket.destroySoon();
   }
+  // The latest response on each HTTP/1 connection, for a declined h2c offer to wait on (below).
+  const lastResponse = new WeakMap<object, ServerResponse>();
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    lastResponse.set(req.socket, res);
     res.once('finish', closeIfDraining);
     let head: RequestHead;
     try {
@@ -104,14 +107,8 @@ export function newHttpServers(ctx: ProxyContext, direction: Direction, handlers
   // keep-alive connections when draining (they held shutdown until the keep-alive timeout),
   // and headersTimeout is not enforced.
   h1.emit('listening');
-  // The latest response on each HTTP/1 connection, for a declined h2c offer to wait on (below).
-  const lastResponse = new WeakMap<object, ServerResponse>();
-  const onH1Request = (req: IncomingMessage, res: ServerResponse) => {
-    lastResponse.set(req.socket, res);
-    onRequest(req, res);
-  };
-  h1.on('request', onH1Request);
-  h1.on('checkContinue', onH1Request);
+  h1.on('request', onRequest);
+  h1.on('checkContinue', onRequest);
   h1.on('upgrade', (req, socket, head) => {
     if (!isH2cUpgrade(req))
       return handlers.upgrade(req, socket, head, tunnelAuthority.get(req.socket), peers.get(req.socket));
