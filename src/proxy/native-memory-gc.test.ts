@@ -58,8 +58,16 @@ test('every proxy of a process shares one instance, which stops with the last of
   let outside = 0;
   let collected = 0;
   const opts = { slackBytes: MiB, intervalMs: 2, minGapMs: 0 };
-  const first = startNativeMemoryGc(opts, () => outside, () => collected++);
-  const second = startNativeMemoryGc(opts, () => outside, () => collected++);
+  const first = startNativeMemoryGc(
+    opts,
+    () => outside,
+    () => collected++,
+  );
+  const second = startNativeMemoryGc(
+    opts,
+    () => outside,
+    () => collected++,
+  );
   outside += MiB;
   await eventually(() => assert.equal(collected, 1));
   await sleep(40);
