@@ -1,8 +1,9 @@
 /** What every stack of the proxy shares: settings, logs, metrics, discovery and client pools. */
-import type http from 'node:http';
+
 import type { Logger } from '../lib/log.js';
 import type { ProxyConfig } from './config.js';
 import type { Discovery } from './discovery/discovery.js';
+import type { H1Client } from './http/h1-client.js';
 import type { H2Pool } from './http/h2-pool.js';
 import type { LocalIdentity } from './identity/local-identity.js';
 import type { ProxyMetrics } from './metrics/proxy-metrics.js';
@@ -34,7 +35,7 @@ export interface ProxyContext {
 export interface NextHops {
   readonly connector: Connector;
   readonly h2Pool: H2Pool;
-  readonly h1Agent: http.Agent;
+  readonly h1Client: H1Client;
 }
 
 /**

@@ -17,7 +17,7 @@ import { newGrpcDiscovery } from './discovery/discovery-grpc.js';
 import { newStaticDiscovery } from './discovery/discovery-static.js';
 import { H2Pool } from './http/h2-pool.js';
 import { installLeanAsyncBind } from './http/lean-async-bind.js';
-import { newH1Agent } from './http/upstream-h1.js';
+import { newH1Client } from './http/upstream-h1.js';
 import { identityServing, identityStatus, newProxyIdentity } from './identity/proxy-identity.js';
 import { newInboundStack } from './inbound/inbound-stack.js';
 import { ProxyMetrics } from './metrics/proxy-metrics.js';
@@ -173,7 +173,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       }
       for (const hops of [ctx.direct, ctx.mesh]) {
         hops.h2Pool.close();
-        hops.h1Agent.destroy();
+        hops.h1Client.destroy();
       }
       ctx.discovery?.close();
       nativeGc?.stop();
@@ -215,6 +215,6 @@ function newNextHops(connector: Connector, log: Logger): NextHops {
   return {
     connector,
     h2Pool: new H2Pool(connector, log),
-    h1Agent: newH1Agent(connector, MAX_H1_CONNECTIONS_PER_HOST),
+    h1Client: newH1Client(connector, MAX_H1_CONNECTIONS_PER_HOST),
   };
 }

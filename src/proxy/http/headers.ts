@@ -52,6 +52,46 @@ export function endToEndHeaders(src: IncomingHttpHeaders): Headers {
   return out;
 }
 
+/** Fields of which node:http keeps the first copy and drops the others (as `IncomingMessage`). */
+const FIRST_COPY_WINS = new Set([
+  'age',
+  'authorization',
+  'content-length',
+  'content-type',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-modified-since',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'referer',
+  'retry-after',
+  'server',
+  'user-agent',
+]);
+
+/**
+ * The header object node:http would build from raw [name, value, ...] fields: names lower-cased,
+ * `set-cookie` as a list, `cookie` copies joined with `; `, the fields above deduplicated (the
+ * first wins) and other copies joined with `, ` (RFC 9110 §5.3).
+ */
+export function headersFromRaw(raw: readonly string[]): IncomingHttpHeaders {
+  const out: Record<string, string | string[]> = Object.create(null);
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    const value = raw[i + 1];
+    const prev = out[name];
+    if (prev === undefined) out[name] = name === 'set-cookie' ? [value] : value;
+    else if (name === 'set-cookie') (prev as string[]).push(value);
+    else if (!FIRST_COPY_WINS.has(name)) out[name] = `${prev}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  return out;
+}
+
 function connectionTokens(v: string): Set<string> {
   return new Set(v.split(',').map((s) => s.trim().toLowerCase()));
 }

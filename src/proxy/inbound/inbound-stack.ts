@@ -38,7 +38,7 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
   const { config, metrics, log } = ctx;
   const app = targetFor(config.appHost, appPort);
   const allowedPorts = new Set([appPort, ...config.inboundPorts]);
-  const appSendH1 = h1Send(ctx.direct.h1Agent, app);
+  const appSendH1 = h1Send(ctx.direct.h1Client, app);
   const appSendH2 = h2Send(ctx.direct.h2Pool, app, false);
 
   const label = (authority: string) => {

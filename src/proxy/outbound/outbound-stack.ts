@@ -155,7 +155,7 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
       const balancer = balancerFor(dest);
       const hops = ep.meshed ? ctx.mesh : ctx.direct;
       const tls = endpointTls(ep);
-      const h1 = ep.meshed && meshOverH2 ? h2Send(hops.h2Pool, ep, true) : h1Send(hops.h1Agent, ep);
+      const h1 = ep.meshed && meshOverH2 ? h2Send(hops.h2Pool, ep, true) : h1Send(hops.h1Client, ep);
       er = {
         authority,
         connector: hops.connector,
@@ -204,7 +204,7 @@ export function newOutboundStack(ctx: ProxyContext, listenAddr: () => string | u
     const send =
       head.origProto === 'HTTP/2'
         ? h2Send(ctx.direct.h2Pool, r.target, false)
-        : h1Send(ctx.direct.h1Agent, r.target);
+        : h1Send(ctx.direct.h1Client, r.target);
     return { series, send };
   }
 

@@ -38,7 +38,7 @@ export function connectTcp(target: ConnectTarget, timeoutMs: number): Promise<ne
 }
 
 /**
- * A socket that starts connecting now, for clients (http.Agent, http2.connect) that want one
+ * A socket that starts connecting now, for clients (the HTTP/1 client, http2.connect) that want one
  * synchronously; the connect timeout destroys it with ConnectTimeoutError.
  */
 export function connectingSocket(target: ConnectTarget, timeoutMs: number): net.Socket {
@@ -57,7 +57,7 @@ export function connectingSocket(target: ConnectTarget, timeoutMs: number): net.
 export interface Connector {
   /** Resolves once connected; rejects with ConnectError/ConnectTimeoutError. */
   connect(target: ConnectTarget): Promise<net.Socket>;
-  /** A socket that is connecting now, for clients that need one synchronously (http.Agent, http2). */
+  /** A socket that is connecting now, for clients that need one synchronously (the HTTP/1 client, http2). */
   connecting(target: ConnectTarget): net.Socket;
 }
 

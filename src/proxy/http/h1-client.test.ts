@@ -1,0 +1,360 @@
+/**
+ * The HTTP/1.1 client pool (h1-client.ts, through upstream-h1.ts's Send) against a real loopback
+ * server: keep-alive reuse, one pool per identity, the per-origin connection limit with a queue,
+ * the server's Keep-Alive timeout hint, recovery when the server closed an idle connection; and,
+ * against scripted raw servers, the wire: trailers, close-delimited and HEAD bodies, truncated
+ * and malformed responses, chunked request bodies, 100 Continue, header checks.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { PeerError } from '../../lib/errors.js';
+import { newTcpConnector } from '../tcp/connect.js';
+import type { RequestHead, SendHooks } from './exchange.js';
+import { h1Send, newH1Client } from './upstream-h1.js';
+
+const HOOKS: SendHooks = { onContinue() {}, onCancel() {} };
+
+let server: http.Server;
+let port = 0;
+/** Connections the server accepted. */
+let accepted = 0;
+/** Requests wait for this (the queue test holds them). */
+let gate: Promise<void> = Promise.resolve();
+
+before(async () => {
+  server = http.createServer(async (req, res) => {
+    await gate;
+    res.end(`${req.method} ${req.url} ${req.headers['content-length'] ?? '-'}`);
+  });
+  server.on('connection', () => accepted++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  port = (server.address() as AddressInfo).port;
+});
+
+after(() => {
+  server.closeAllConnections();
+  server.close();
+});
+
+function head(method = 'GET', path = '/'): RequestHead {
+  return {
+    method,
+    scheme: 'http',
+    authority: `127.0.0.1:${port}`,
+    path,
+    headers: {},
+    origProto: 'HTTP/1.1',
+    hasBody: false,
+    grpc: false,
+    timeoutMs: 0,
+  };
+}
+
+async function call(send: ReturnType<typeof h1Send>, h = head()): Promise<string> {
+  const up = await send(h, null, HOOKS);
+  assert.equal(up.status, 200);
+  const chunks: Buffer[] = [];
+  for await (const c of up.body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString();
+}
+
+function target(identity?: string) {
+  return { host: '127.0.0.1', port, addr: `127.0.0.1:${port}`, identity };
+}
+
+test('sequential requests share one keep-alive connection', async () => {
+  const client = newH1Client(newTcpConnector(1000), 8);
+  const send = h1Send(client, target());
+  accepted = 0;
+  for (let i = 0; i < 5; i++) assert.equal(await call(send, head('GET', `/${i}`)), `GET /${i} -`);
+  assert.equal(accepted, 1);
+  client.destroy();
+});
+
+test('a bodiless POST goes out with Content-Length: 0, as Node frames it', async () => {
+  const client = newH1Client(newTcpConnector(1000), 8);
+  assert.equal(await call(h1Send(client, target()), head('POST', '/p')), 'POST /p 0');
+  client.destroy();
+});
+
+test('a connection made for one identity never serves another at the same address', async () => {
+  const client = newH1Client(newTcpConnector(1000), 8);
+  accepted = 0;
+  await call(h1Send(client, target('spiffe://td/ns/a/sa/one')));
+  await call(h1Send(client, target('spiffe://td/ns/a/sa/two')));
+  await call(h1Send(client, target('spiffe://td/ns/a/sa/one')));
+  assert.equal(accepted, 2);
+  client.destroy();
+});
+
+test('past the per-origin limit requests wait for a connection, in order', async () => {
+  const client = newH1Client(newTcpConnector(1000), 2);
+  const send = h1Send(client, target());
+  accepted = 0;
+  let open!: () => void;
+  gate = new Promise((r) => (open = r));
+  const order: number[] = [];
+  const all = [0, 1, 2, 3, 4].map((i) => call(send, head('GET', `/${i}`)).then(() => order.push(i)));
+  // Let the two connections take their requests before the server answers.
+  await new Promise((r) => setImmediate(r));
+  open();
+  await Promise.all(all);
+  gate = Promise.resolve();
+  assert.equal(accepted, 2);
+  assert.deepEqual(
+    [...order].sort((a, b) => a - b),
+    [0, 1, 2, 3, 4],
+  );
+  assert.ok(order.indexOf(4) >= 2, `the last queued request was answered before the first ones: ${order}`);
+  client.destroy();
+});
+
+test('a server announcing Keep-Alive: timeout=1 gets a new connection per request', async () => {
+  // One second less Node's one-second margin leaves no time to reuse the connection.
+  server.keepAliveTimeout = 1000;
+  const client = newH1Client(newTcpConnector(1000), 8);
+  const send = h1Send(client, target());
+  accepted = 0;
+  try {
+    await call(send);
+    await call(send);
+    assert.equal(accepted, 2);
+  } finally {
+    server.keepAliveTimeout = 5000;
+    client.destroy();
+  }
+});
+
+test('an idle connection the server closed is replaced, not failed', async () => {
+  const client = newH1Client(newTcpConnector(1000), 8);
+  const send = h1Send(client, target());
+  accepted = 0;
+  await call(send);
+  server.closeIdleConnections();
+  assert.equal(await call(send, head('GET', '/after')), 'GET /after -');
+  assert.equal(accepted, 2);
+  client.destroy();
+});
+
+test('a queued request its client cancels leaves the queue at once; the others are still served', async () => {
+  const client = newH1Client(newTcpConnector(1000), 1);
+  const send = h1Send(client, target());
+  let open!: () => void;
+  gate = new Promise((r) => (open = r));
+  let cancel!: () => void;
+  const hooks: SendHooks = { onContinue() {}, onCancel: (c) => (cancel = c) };
+  try {
+    const first = call(send, head('GET', '/first'));
+    const queued = send(head('GET', '/queued'), null, hooks);
+    const queuedOutcome = queued.then(
+      () => 'answered',
+      (err: Error) => err.message,
+    );
+    await new Promise((r) => setImmediate(r));
+    cancel();
+    // Settled while the only connection is still busy with /first (the gate is closed).
+    assert.match(await queuedOutcome, /request cancelled/);
+    open();
+    assert.equal(await first, 'GET /first -');
+    assert.equal(await call(send, head('GET', '/next')), 'GET /next -');
+  } finally {
+    gate = Promise.resolve();
+    open?.();
+    client.destroy();
+  }
+});
+
+test('destroy() fails queued and later requests instead of opening connections for them', async () => {
+  const client = newH1Client(newTcpConnector(1000), 1);
+  const send = h1Send(client, target());
+  let open!: () => void;
+  gate = new Promise((r) => (open = r));
+  accepted = 0;
+  try {
+    const busy = send(head('GET', '/busy'), null, HOOKS).catch((err: Error) => err.message);
+    const queued = send(head('GET', '/queued'), null, HOOKS).catch((err: Error) => err.message);
+    // The busy request's connection is up (and held at the gate) before the pool closes.
+    for (let i = 0; i < 200 && accepted < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(accepted, 1);
+    client.destroy();
+    assert.match(String(await queued), /connection pool is closed/);
+    assert.equal(typeof (await busy), 'string', 'the busy request failed with its connection');
+    const later = await send(head('GET', '/later'), null, HOOKS).catch((err: Error) => err.message);
+    assert.match(String(later), /connection pool is closed/);
+    assert.equal(accepted, 1, 'no connection was opened for the queued or the later request');
+  } finally {
+    gate = Promise.resolve();
+    open?.();
+  }
+});
+
+// ---- Wire behaviour of the client (h1-client.ts) against a scripted raw TCP server.
+
+/**
+ * A raw server: `reply` gets each request's head (and whatever body bytes came with it) as text
+ * and the socket, and answers as it likes; with `everyChunk`, every chunk read instead. Counts
+ * connections.
+ */
+async function rawServer(reply: (request: string, socket: net.Socket) => void, everyChunk = false) {
+  const sockets = new Set<net.Socket>();
+  let connections = 0;
+  const srv = net.createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buffered = '';
+    socket.on('data', (d) => {
+      buffered += d.toString('latin1');
+      if (!everyChunk && buffered.indexOf('\r\n\r\n') < 0) return;
+      const request = buffered;
+      buffered = '';
+      reply(request, socket);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const p = (srv.address() as AddressInfo).port;
+  return {
+    target: { host: '127.0.0.1', port: p, addr: `127.0.0.1:${p}` },
+    connections: () => connections,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      srv.close();
+    },
+  };
+}
+
+async function readAll(body: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString();
+}
+
+test('chunked responses keep their trailers; repeated fields join as node:http joins them', async () => {
+  const srv = await rawServer((_req, s) =>
+    s.write(
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nVary: x\r\nVary: y\r\n' +
+        'Content-Type: text/plain\r\nContent-Type: text/html\r\nTrailer: grpc-status\r\n\r\n' +
+        '5\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n',
+    ),
+  );
+  const client = newH1Client(newTcpConnector(1000), 8);
+  try {
+    const up = await h1Send(client, srv.target)(head(), null, HOOKS);
+    assert.deepEqual(up.headers['set-cookie'], ['a=1', 'b=2']);
+    assert.equal(up.headers.vary, 'x, y');
+    assert.equal(up.headers['content-type'], 'text/plain', 'the first copy wins, as in node:http');
+    assert.equal(up.headers['transfer-encoding'], undefined, 'hop-by-hop');
+    assert.equal(await readAll(up.body), 'hello');
+    assert.deepEqual(up.trailers(), { 'grpc-status': '0' });
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('a body delimited by the close is complete, and the connection is not reused', async () => {
+  const srv = await rawServer((_req, s) =>
+    s.end('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end'),
+  );
+  const client = newH1Client(newTcpConnector(1000), 8);
+  const send = h1Send(client, srv.target);
+  try {
+    for (const _ of [1, 2]) {
+      const up = await send(head(), null, HOOKS);
+      assert.equal(await readAll(up.body), 'until the end');
+    }
+    assert.equal(srv.connections(), 2);
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('the response to HEAD has no body, and its connection serves the next request', async () => {
+  const srv = await rawServer((req, s) =>
+    s.write(
+      req.startsWith('HEAD')
+        ? 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n'
+        : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+    ),
+  );
+  const client = newH1Client(newTcpConnector(1000), 8);
+  const send = h1Send(client, srv.target);
+  try {
+    const h = await send(head('HEAD'), null, HOOKS);
+    assert.equal(h.headers['content-length'], '1000');
+    assert.equal(await readAll(h.body), '');
+    assert.equal(await readAll((await send(head(), null, HOOKS)).body), 'ok');
+    assert.equal(srv.connections(), 1);
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('a response cut short ends its body without "end"; a malformed one fails as a peer error', async () => {
+  const srv = await rawServer((req, s) => {
+    if (req.includes('/short')) s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this');
+    else s.end('HTTP/1.1 2000 What\r\n\r\n');
+  });
+  const client = newH1Client(newTcpConnector(1000), 8);
+  const send = h1Send(client, srv.target);
+  try {
+    const up = await send(head('GET', '/short'), null, HOOKS);
+    const ended = await new Promise<boolean>((resolve) => {
+      up.body.on('data', () => {});
+      up.body.once('close', () => resolve(up.body.readableEnded));
+    });
+    assert.equal(ended, false, 'a truncated body must not look complete');
+    await assert.rejects(send(head('GET', '/bad'), null, HOOKS), (err: Error) => {
+      assert.ok(err instanceof PeerError, String(err));
+      assert.match(err.message, /invalid HTTP\/1 response/);
+      return true;
+    });
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('a body of unknown length goes out chunked; 100 Continue reaches the exchange', async () => {
+  let seen = '';
+  // Answers 100 Continue to the head, and 201 once the last chunk is in.
+  const srv = await rawServer((req, s) => {
+    if (seen === '') s.write('HTTP/1.1 100 Continue\r\n\r\n');
+    seen += req;
+    if (seen.endsWith('\r\n0\r\n\r\n')) s.write('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n');
+  }, true);
+  const client = newH1Client(newTcpConnector(1000), 8);
+  let continued = 0;
+  try {
+    const body = Readable.from([Buffer.from('ab'), Buffer.alloc(0), Buffer.from('cde')]);
+    const h = { ...head('POST', '/upload'), hasBody: true, headers: { expect: '100-continue' } };
+    const up = await h1Send(client, srv.target)(h, body, { onContinue: () => continued++, onCancel() {} });
+    assert.equal(up.status, 201);
+    assert.equal(continued, 1);
+    assert.match(seen, /^POST \/upload HTTP\/1\.1\r\n/);
+    assert.match(seen, /\r\ntransfer-encoding: chunked\r\n/);
+    assert.ok(seen.endsWith('\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n'), JSON.stringify(seen));
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('a header value node:http would refuse is refused before anything is sent', async () => {
+  const srv = await rawServer((_req, s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+  const client = newH1Client(newTcpConnector(1000), 8);
+  try {
+    const h = { ...head(), headers: { 'x-evil': 'a\r\nx-injected: 1' } };
+    await assert.rejects(h1Send(client, srv.target)(h, null, HOOKS), /invalid character in header x-evil/);
+    assert.equal(srv.connections(), 0);
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
