@@ -8,9 +8,10 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { PeerError } from '../../lib/errors.js';
+import { BadRequestError, PeerError } from '../../lib/errors.js';
+import { fullGc } from '../native-memory-gc.js';
 import { newTcpConnector } from '../tcp/connect.js';
 import type { RequestHead, SendHooks } from './exchange.js';
 import { h1Send, newH1Client } from './upstream-h1.js';
@@ -351,8 +352,150 @@ test('a header value node:http would refuse is refused before anything is sent',
   const client = newH1Client(newTcpConnector(1000), 8);
   try {
     const h = { ...head(), headers: { 'x-evil': 'a\r\nx-injected: 1' } };
-    await assert.rejects(h1Send(client, srv.target)(h, null, HOOKS), /invalid character in header x-evil/);
+    await assert.rejects(h1Send(client, srv.target)(h, null, HOOKS), (err: Error) => {
+      // The client's fault, not the endpoint's: a 400, which no balancer counts against it.
+      assert.ok(err instanceof BadRequestError, String(err));
+      assert.match(err.message, /invalid character in header x-evil/);
+      return true;
+    });
     assert.equal(srv.connections(), 0);
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+// ---- Found by review: each of these failed before its fix.
+
+/** An HTTP server that answers `METHOD URL BODY-LENGTH BODY-START`, after `gate` opens. */
+async function echoServer(gate: () => Promise<void> = async () => {}) {
+  const srv = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    await gate();
+    const body = Buffer.concat(chunks);
+    res.end(`${req.method} ${req.url} ${body.length} ${body.subarray(0, 8).toString()}`);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const p = (srv.address() as AddressInfo).port;
+  return {
+    target: { host: '127.0.0.1', port: p, addr: `127.0.0.1:${p}` },
+    close: () => {
+      srv.closeAllConnections();
+      srv.close();
+    },
+  };
+}
+
+test('chunks larger than the socket buffer keep their framing, on a connection still connecting', async () => {
+  const srv = await echoServer();
+  const client = newH1Client(newTcpConnector(1000), 8);
+  try {
+    const big = (c: string) => Buffer.alloc(20_000, c);
+    const body = Readable.from([big('a'), big('b'), big('c')]);
+    const up = await h1Send(client, srv.target)({ ...head('POST', '/big'), hasBody: true }, body, HOOKS);
+    assert.equal(up.status, 200);
+    assert.equal(await readAll(up.body), 'POST /big 60000 aaaaaaaa');
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('a request queued behind a response that closes its connection gets a new connection', async () => {
+  const srv = await rawServer((req, s) =>
+    s.end(`HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n${req[5]}!`),
+  );
+  const client = newH1Client(newTcpConnector(1000), 1);
+  const send = h1Send(client, srv.target);
+  try {
+    const answers = await Promise.all(
+      ['/a', '/b', '/c'].map(async (path) => readAll((await send(head('GET', path), null, HOOKS)).body)),
+    );
+    assert.deepEqual(answers, ['a!', 'b!', 'c!']);
+    assert.equal(srv.connections(), 3);
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('a body left by an attempt that could not connect is sent whole by the next, even queued', async () => {
+  let open!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  const srv = await echoServer(() => opened);
+  const client = newH1Client(newTcpConnector(1000), 1);
+  const refused = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (probe.address() as AddressInfo).port;
+      probe.close(() => resolve(p));
+    });
+  });
+  try {
+    // The only connection to the server is busy until the gate opens.
+    const busy = h1Send(client, srv.target)(head('GET', '/busy'), null, HOOKS);
+    const body = new PassThrough();
+    const h = { ...head('POST', '/upload'), hasBody: true };
+    const nowhere = { host: '127.0.0.1', port: refused, addr: `127.0.0.1:${refused}` };
+    await assert.rejects(h1Send(client, nowhere)(h, body, HOOKS), /ECONNREFUSED|connect/);
+    const retried = h1Send(client, srv.target)(h, body, HOOKS);
+    body.end('hello'); // arrives while the retry waits for a connection
+    await new Promise((r) => setTimeout(r, 50));
+    open();
+    assert.equal(await readAll((await busy).body), 'GET /busy 0 ');
+    assert.equal(await readAll((await retried).body), 'POST /upload 5 hello');
+  } finally {
+    open();
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('the method goes out upper-cased, as node:http sent it', async () => {
+  let seen = '';
+  const srv = await rawServer((req, s) => {
+    seen = req;
+    s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+  });
+  const client = newH1Client(newTcpConnector(1000), 8);
+  try {
+    await h1Send(client, srv.target)(head('get', '/lower'), null, HOOKS);
+    assert.match(seen, /^GET \/lower HTTP\/1\.1\r\n/);
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('closed connections are garbage: nothing keeps them (or their sockets) alive', async () => {
+  const srv = await rawServer((_req, s) =>
+    s.end('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'),
+  );
+  let collected = 0;
+  const registry = new FinalizationRegistry(() => collected++);
+  // Every socket the client opens is watched.
+  const tcp = newTcpConnector(1000);
+  const client = newH1Client(
+    {
+      connect: tcp.connect,
+      connecting: (t) => {
+        const socket = tcp.connecting(t);
+        registry.register(socket, 0);
+        return socket;
+      },
+    },
+    8,
+  );
+  const N = 50;
+  try {
+    for (let i = 0; i < N; i++) await readAll((await h1Send(client, srv.target)(head(), null, HOOKS)).body);
+    await new Promise((r) => setTimeout(r, 50)); // let the last connection close
+    const gc = fullGc();
+    for (let i = 0; i < 50 && collected < N; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(collected >= N - 1, `${collected} of ${N} closed connections' sockets collected`);
   } finally {
     client.destroy();
     srv.close();

@@ -18,7 +18,7 @@
  */
 import type net from 'node:net';
 import { Readable } from 'node:stream';
-import { PeerError } from '../../lib/errors.js';
+import { BadRequestError, PeerError } from '../../lib/errors.js';
 import type { ConnectTarget } from '../tcp/connect.js';
 import type { RequestHead, SendHooks, UpstreamResponse } from './exchange.js';
 import { HTTPParser, type LlhttpParser, type OnHeadersComplete } from './h1-parser.js';
@@ -62,6 +62,9 @@ class Exchange {
   /** Stops reading the request body (its connection is gone). */
   detachBody: (() => void) | null = null;
 
+  /** Upper-cased, as node:http's client sent it (an HTTP/2 client may send `get`). */
+  readonly method: string;
+
   constructor(
     readonly head: RequestHead,
     readonly body: Readable | null,
@@ -69,7 +72,9 @@ class Exchange {
     readonly fresh: boolean,
     readonly resolve: (res: UpstreamResponse) => void,
     readonly reject: (err: unknown) => void,
-  ) {}
+  ) {
+    this.method = head.method.toUpperCase();
+  }
 
   fail(err: unknown): void {
     if (this.settled) return;
@@ -151,8 +156,9 @@ export class H1Client {
     fresh = false,
   ): Promise<UpstreamResponse> {
     return new Promise((resolve, reject) => {
+      // The client's request, not the endpoint, is at fault: a 400 that no balancer counts.
       const problem = invalidHead(head);
-      if (problem) return reject(new RequestFailure(new PeerError(problem), false));
+      if (problem) return reject(new RequestFailure(new BadRequestError(problem), false));
       const ex = new Exchange(head, body, hooks, fresh, resolve, reject);
       hooks.onCancel(() => this.#cancel(ex, originKey));
       if (ex.settled) return;
@@ -223,7 +229,7 @@ export class H1Client {
     conn.received = false;
     ex.conn = conn;
     const { socket } = conn;
-    socket.write(serializeHead(ex.head, ex.fresh), 'latin1');
+    socket.write(serializeHead(ex.head, ex.method, ex.fresh), 'latin1');
     const body = ex.body;
     if (!ex.head.hasBody || !body) {
       ex.requestDone = true;
@@ -231,12 +237,16 @@ export class H1Client {
     }
     const chunked = ex.head.headers['content-length'] === undefined;
     const onData = (chunk: Buffer) => {
-      if (chunk.length === 0) return;
-      const ok = chunked
-        ? socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1') &&
-          socket.write(chunk) &&
-          socket.write('\r\n', 'latin1')
-        : socket.write(chunk);
+      if (chunk.length === 0) return; // an empty chunk would end the body
+      let ok: boolean;
+      if (chunked) {
+        // All three parts, always: false from write() means "buffer full", not "not written".
+        socket.cork();
+        socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+        socket.write(chunk);
+        ok = socket.write('\r\n', 'latin1');
+        socket.uncork();
+      } else ok = socket.write(chunk);
       if (!ok) body.pause();
     };
     const onDrain = () => body.resume();
@@ -247,6 +257,12 @@ export class H1Client {
       body.removeListener('close', onClose);
       body.removeListener('error', onClose);
       socket.removeListener('drain', onDrain);
+      if (body.listenerCount('data') > 0) return;
+      // Answered already: the rest of the body goes nowhere, but its client must get it off the
+      // wire. Not answered: left flowing with no reader, its data would be lost before another
+      // attempt (connect-retry.ts) reads it.
+      if (ex.responseDone) body.resume();
+      else body.pause();
     };
     const onEnd = () => {
       detach();
@@ -261,12 +277,17 @@ export class H1Client {
       if (conn.ex === ex && !ex.requestDone) socket.destroy();
     };
     ex.detachBody = detach;
-    if (body.destroyed && !body.readableEnded) return void socket.destroy();
+    // Gone or already read (by an earlier attempt): the request cannot be sent whole.
+    if (body.readableEnded || body.destroyed) {
+      ex.fail(new RequestFailure(new PeerError('the request body is no longer readable'), false));
+      return void socket.destroy();
+    }
     body.on('data', onData);
     body.once('end', onEnd);
     body.once('close', onClose);
     body.on('error', onClose);
     socket.on('drain', onDrain);
+    body.resume(); // paused by an earlier attempt's detach, if any
   }
 
   /** A response head: resolve the request (1xx: tell the exchange about 100 Continue and go on). */
@@ -289,7 +310,7 @@ export class H1Client {
     const hint = fields['keep-alive'];
     if (typeof hint === 'string') ex.keepAliveHint = hint;
     ex.response(status, endToEndHeaders(fields), new ResponseBody(conn));
-    return ex.head.method === 'HEAD' ? 1 : 0;
+    return ex.method === 'HEAD' ? 1 : 0;
   }
 
   /** The response ended: the connection serves the next request once the request is all sent. */
@@ -314,13 +335,16 @@ export class H1Client {
     ex.conn = null;
     const { socket, origin } = conn;
     if (socket.isPaused()) socket.resume();
-    if (!origin || this.#destroyed || !socket.writable) return void socket.destroy();
+    // Not reusable (Connection: close, HTTP/1.0, a close-delimited body, the server's FIN): a
+    // queued request gets a new connection when this one has closed (#closed).
+    if (!origin || this.#destroyed || !ex.keepAlive || !socket.writable || socket.readableEnded)
+      return void socket.destroy();
     const next = origin.waiting.shift();
     if (next) {
       this.#start(conn, next);
       return;
     }
-    if (!ex.keepAlive || origin.idle.length >= this.#maxIdle) return void socket.destroy();
+    if (origin.idle.length >= this.#maxIdle) return void socket.destroy();
     let idleMs = 0;
     const seconds = ex.keepAliveHint && /^timeout=(\d+)/.exec(ex.keepAliveHint)?.[1];
     if (seconds) {
@@ -353,8 +377,12 @@ export class H1Client {
           );
       }
     }
+    conn.ex = null;
+    // free() only ends its async-hooks life: close() deletes the native parser, which otherwise
+    // keeps its JS object (and through it this connection, its socket and the client) alive.
     conn.parser.remove();
     conn.parser.free();
+    conn.parser.close();
     const origin = conn.origin;
     if (!origin) return;
     origin.size--;
@@ -470,8 +498,8 @@ function chunkedByDefault(method: string): boolean {
  * bodiless POST-like request), then `Connection: close` on a connection outside the pool and
  * `keep-alive` on a pooled one.
  */
-function serializeHead(head: RequestHead, close: boolean): string {
-  let s = `${head.method} ${head.path} HTTP/1.1\r\n`;
+function serializeHead(head: RequestHead, method: string, close: boolean): string {
+  let s = `${method} ${head.path} HTTP/1.1\r\n`;
   const h = head.headers;
   for (const name in h) {
     if (name === 'te' || name === 'host') continue;
@@ -482,7 +510,7 @@ function serializeHead(head: RequestHead, close: boolean): string {
   s += `host: ${head.authority}\r\n`;
   if (h['content-length'] === undefined) {
     if (head.hasBody) s += 'transfer-encoding: chunked\r\n';
-    else if (chunkedByDefault(head.method.toUpperCase())) s += 'content-length: 0\r\n';
+    else if (chunkedByDefault(method)) s += 'content-length: 0\r\n';
   }
   // As node:http's keep-alive client: said outright, for servers that still default to closing.
   s += close ? 'connection: close\r\n' : 'connection: keep-alive\r\n';

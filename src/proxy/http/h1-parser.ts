@@ -12,8 +12,10 @@ export interface LlhttpParser {
   execute(data: Buffer): number | (Error & { code?: string });
   /** End of input: completes a message delimited by the connection's close. */
   finish(): undefined | (Error & { code?: string });
-  /** Frees the native parser (not usable afterwards). */
+  /** Ends the parser's async-hooks resource. */
   free(): void;
+  /** Deletes the native parser (not usable afterwards); without it the parser is never collected. */
+  close(): void;
   remove(): void;
   [callback: number]: unknown;
 }
