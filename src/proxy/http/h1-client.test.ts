@@ -10,7 +10,8 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { BadRequestError, PeerError } from '../../lib/errors.js';
+import tls from 'node:tls';
+import { BadRequestError, ConnectError, PeerError } from '../../lib/errors.js';
 import { fullGc } from '../native-memory-gc.js';
 import { newTcpConnector } from '../tcp/connect.js';
 import type { RequestHead, SendHooks } from './exchange.js';
@@ -496,6 +497,137 @@ test('closed connections are garbage: nothing keeps them (or their sockets) aliv
       await new Promise((r) => setTimeout(r, 20));
     }
     assert.ok(collected >= N - 1, `${collected} of ${N} closed connections' sockets collected`);
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+// ---- Found by the second review: each of these failed before its fix.
+
+test('an empty body that ended during a failed attempt is sent (empty) by the next', async () => {
+  const srv = await echoServer();
+  const client = newH1Client(newTcpConnector(1000), 8);
+  const port = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (probe.address() as AddressInfo).port;
+      probe.close(() => resolve(p));
+    });
+  });
+  try {
+    const body = new PassThrough();
+    body.end();
+    const h = { ...head('POST', '/empty'), hasBody: true };
+    const nowhere = { host: '127.0.0.1', port, addr: `127.0.0.1:${port}` };
+    await assert.rejects(h1Send(client, nowhere)(h, body, HOOKS), /ECONNREFUSED|connect/);
+    const up = await h1Send(client, srv.target)(h, body, HOOKS);
+    assert.equal(await readAll(up.body), 'POST /empty 0 ');
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test("an exception from the response body's consumer fails that connection, not the process", async () => {
+  // The body comes after the head, once the consumer is reading: push() then runs the consumer's
+  // 'data' handler synchronously, inside the parser's callback.
+  const srv = await rawServer((_req, s) => {
+    s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n');
+    setTimeout(() => s.write('body'), 100);
+  });
+  const client = newH1Client(newTcpConnector(1000), 8);
+  try {
+    const up = await h1Send(client, srv.target)(head(), null, HOOKS);
+    await new Promise<void>((resolve) => {
+      up.body.on('data', () => {
+        throw new Error('consumer bug');
+      });
+      up.body.once('close', () => resolve());
+      up.body.on('error', () => {});
+    });
+    assert.equal(up.body.readableEnded, false);
+    // The client still serves other requests.
+    const again = await h1Send(client, srv.target)(head(), null, HOOKS);
+    assert.equal(again.status, 200);
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('a client that leaves after the whole response arrived, before reading it, still closes the body', async () => {
+  const srv = await rawServer((_req, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+  const client = newH1Client(newTcpConnector(1000), 8);
+  let cancel!: () => void;
+  try {
+    const up = await h1Send(client, srv.target)(head(), null, {
+      onContinue() {},
+      onCancel: (c) => (cancel = c),
+    });
+    await new Promise((r) => setTimeout(r, 20)); // the body is all in, unread
+    const closed = new Promise<void>((r) => up.body.once('close', () => r()));
+    cancel();
+    await Promise.race([
+      closed,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the body never closed')), 2000)),
+    ]);
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('bytes after a response (a 204 with a body) fail it and not the request queued behind it', async () => {
+  const srv = await rawServer((req, s) =>
+    s.write(
+      req.includes('/no-content')
+        ? 'HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\nbody'
+        : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+    ),
+  );
+  const client = newH1Client(newTcpConnector(1000), 1);
+  const send = h1Send(client, srv.target);
+  try {
+    const first = send(head('GET', '/no-content'), null, HOOKS).then((up) => up.status);
+    const queued = send(head('GET', '/next'), null, HOOKS).then(async (up) => readAll(up.body));
+    assert.equal(await first, 204);
+    assert.equal(await queued, 'ok');
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('a reset during the TLS handshake is a connect failure (nothing reached the server)', async () => {
+  const srv = net.createServer((s) => s.resetAndDestroy());
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const p = (srv.address() as AddressInfo).port;
+  const tlsConnect = (t: { host: string; port: number }) =>
+    tls.connect({ host: t.host, port: t.port, rejectUnauthorized: false });
+  const client = newH1Client(
+    { connect: async () => tlsConnect({ host: '127.0.0.1', port: p }), connecting: tlsConnect },
+    8,
+  );
+  try {
+    const target = { host: '127.0.0.1', port: p, addr: `127.0.0.1:${p}` };
+    await assert.rejects(h1Send(client, target)(head(), null, HOOKS), ConnectError);
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('a 1xx response never has a body, whatever its fields say', async () => {
+  const srv = await rawServer((_req, s) =>
+    s.write(
+      'HTTP/1.1 150 Whatever\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+    ),
+  );
+  const client = newH1Client(newTcpConnector(1000), 8);
+  try {
+    const up = await h1Send(client, srv.target)(head(), null, HOOKS);
+    assert.equal(up.status, 200);
+    assert.equal(await readAll(up.body), 'ok');
   } finally {
     client.destroy();
     srv.close();

@@ -34,6 +34,8 @@ export class RequestFailure extends Error {
     override readonly cause: unknown,
     /** The connection was reused from the pool and nothing came back: the server may have closed it idle. */
     readonly stale: boolean,
+    /** The connection (or its TLS handshake) never completed: nothing reached the server. */
+    readonly beforeConnect = false,
   ) {
     super('request failed', { cause });
   }
@@ -121,6 +123,8 @@ interface Connection {
   fields: string[];
   /** Some of the current response arrived. */
   received: boolean;
+  /** Connected (TCP, and the TLS handshake when there is one): a failure before is a connect failure. */
+  connected: boolean;
   error: Error | undefined;
 }
 
@@ -171,7 +175,10 @@ export class H1Client {
         this.#origins.set(originKey, origin);
       }
       let conn = origin.idle.pop();
-      while (conn?.socket.destroyed) conn = origin.idle.pop();
+      while (conn && !reusable(conn.socket)) {
+        conn.socket.destroy(); // the server closed it while idle
+        conn = origin.idle.pop();
+      }
       if (conn) {
         conn.socket.ref();
         conn.socket.setTimeout(0);
@@ -210,11 +217,13 @@ export class H1Client {
       ex: null,
       fields: [],
       received: false,
+      connected: false,
       error: undefined,
     };
     parser.conn = conn;
     if (origin) origin.size++;
     this.#connections.add(conn);
+    socket.once('encrypted' in socket ? 'secureConnect' : 'connect', () => (conn.connected = true));
     socket.on('data', (data: Buffer) => onData(conn, data));
     socket.on('end', () => finishInput(conn));
     socket.on('error', (err: Error) => (conn.error ??= err));
@@ -277,6 +286,13 @@ export class H1Client {
       if (conn.ex === ex && !ex.requestDone) socket.destroy();
     };
     ex.detachBody = detach;
+    // Empty, and ended during an earlier attempt: nothing more to send.
+    if (body.readableEnded && !body.readableDidRead) {
+      ex.detachBody = null;
+      if (chunked) socket.write('0\r\n\r\n', 'latin1');
+      ex.requestDone = true;
+      return;
+    }
     // Gone or already read (by an earlier attempt): the request cannot be sent whole.
     if (body.readableEnded || body.destroyed) {
       ex.fail(new RequestFailure(new PeerError('the request body is no longer readable'), false));
@@ -303,7 +319,7 @@ export class H1Client {
         ex.fail(new RequestFailure(new PeerError('unexpected 101 Switching Protocols'), false));
         conn.socket.destroy();
       }
-      return 0;
+      return 1; // no 1xx response has a body (node:http tells the parser the same)
     }
     ex.keepAlive = keepAlive;
     const fields = headersFromRaw(raw);
@@ -337,10 +353,18 @@ export class H1Client {
     if (socket.isPaused()) socket.resume();
     // Not reusable (Connection: close, HTTP/1.0, a close-delimited body, the server's FIN): a
     // queued request gets a new connection when this one has closed (#closed).
-    if (!origin || this.#destroyed || !ex.keepAlive || !socket.writable || socket.readableEnded)
-      return void socket.destroy();
+    if (!origin || this.#destroyed || !ex.keepAlive || !reusable(socket)) return void socket.destroy();
+    // After the parser is done with this read: bytes after the response (a body on a 204, say)
+    // or a FIN in it make the connection unusable, and must not fail the next request on it.
+    queueMicrotask(() => this.#reuse(conn, origin, ex));
+  }
+
+  #reuse(conn: Connection, origin: Origin, ex: Exchange): void {
+    const { socket } = conn;
+    if (this.#destroyed || !reusable(socket)) return void socket.destroy();
     const next = origin.waiting.shift();
     if (next) {
+      next.reused = true;
       this.#start(conn, next);
       return;
     }
@@ -373,7 +397,11 @@ export class H1Client {
         if (ex.res) ex.res.destroy(conn.error ?? new Error('aborted'));
         else
           ex.fail(
-            new RequestFailure(conn.error ?? hangUp(), ex.reused && !conn.received && isReset(conn.error)),
+            new RequestFailure(
+              conn.error ?? hangUp(),
+              ex.reused && !conn.received && isReset(conn.error),
+              !conn.connected,
+            ),
           );
       }
     }
@@ -395,7 +423,9 @@ export class H1Client {
 
   /** The client gave up: leave the queue, or close the connection the request is on. */
   #cancel(ex: Exchange, originKey: string): void {
-    if (ex.responseDone && ex.requestDone) return;
+    // All in but not forwarded: the body must still close, or whoever waits on it (the
+    // balancer's count of requests in flight) waits for good.
+    if (ex.responseDone && ex.requestDone) return void ex.res?.destroy();
     const conn = ex.conn;
     if (conn) return void conn.socket.destroy();
     const waiting = this.#origins.get(originKey)?.waiting;
@@ -417,14 +447,34 @@ function isReset(err: Error | undefined): boolean {
 
 function onData(conn: Connection, data: Buffer): void {
   if (conn.ex) conn.received = true;
-  const r = conn.parser.execute(data);
+  let r: ReturnType<LlhttpParser['execute']>;
+  try {
+    r = conn.parser.execute(data);
+  } catch (err) {
+    // Thrown by a callback (the exchange's 100 Continue hook, a body consumer's 'data' handler)
+    // and rethrown by the parser, which is unusable from here on: this connection fails, the
+    // proxy goes on.
+    conn.error ??= err as Error;
+    conn.socket.destroy();
+    return;
+  }
   if (typeof r !== 'number') conn.client.malformed(conn, r);
+}
+
+/** Open both ways: the server has not closed it (nor have we). */
+function reusable(socket: net.Socket): boolean {
+  return !socket.destroyed && socket.writable && !socket.readableEnded;
 }
 
 /** The server closed its side: a response delimited by the close is complete now. */
 function finishInput(conn: Connection): void {
   if (!conn.ex || conn.ex.responseDone) return;
-  const err = conn.parser.finish();
+  let err: ReturnType<LlhttpParser['finish']>;
+  try {
+    err = conn.parser.finish();
+  } catch (thrown) {
+    err = thrown as Error; // from a callback, as in onData
+  }
   if (err) conn.client.malformed(conn, err);
 }
 

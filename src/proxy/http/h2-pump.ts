@@ -84,5 +84,6 @@ export function pump(src: Readable, dst: Writable, holdFirstTurn: boolean): { re
   }
   src.on('data', onData);
   src.on('end', onEnd);
+  src.resume(); // an attempt before this one may have paused it (h1-client.ts)
   return state;
 }

@@ -39,7 +39,12 @@ export function h1Send(client: H1Client, target: ConnectTarget): Send {
       // it may have received the request, so only idempotent methods (RFC 9110 §9.2.2) without
       // a body to replay are sent again. On a new connection: a server that is shutting down
       // closed the pool's other idle connections too.
-      if (err instanceof RequestFailure && err.stale && !head.hasBody && IDEMPOTENT.has(head.method))
+      if (
+        err instanceof RequestFailure &&
+        err.stale &&
+        !head.hasBody &&
+        IDEMPOTENT.has(head.method.toUpperCase())
+      )
         return client.request(origin, target, head, body, hooks, true).catch((again) => {
           throw weftError(target, again);
         });
@@ -54,9 +59,12 @@ function weftError(target: ConnectTarget, err: unknown): unknown {
   if (!(err instanceof RequestFailure)) return err;
   const cause = err.cause as NodeJS.ErrnoException;
   if (cause instanceof WeftError) return cause;
-  if (CONNECT_ERRNOS.has(cause.code ?? '')) return new ConnectError(target.addr, cause);
   const tls = target.identity ? meshTlsFailure(target.addr, cause) : undefined;
-  return tls ?? new PeerError(cause.message, cause);
+  if (tls) return tls;
+  // Refused, unreachable, or reset before the connection (and its TLS handshake) was up: nothing
+  // reached the server, so the balancer may penalise the endpoint at once and try another.
+  if (err.beforeConnect || CONNECT_ERRNOS.has(cause.code ?? '')) return new ConnectError(target.addr, cause);
+  return new PeerError(cause.message, cause);
 }
 
 export type { H1Client };
