@@ -229,6 +229,16 @@ async function rawServer(reply: (request: string, socket: net.Socket) => void, e
   };
 }
 
+/** A port on 127.0.0.1 nothing listens on (just released). */
+function refusedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (probe.address() as AddressInfo).port;
+      probe.close(() => resolve(p));
+    });
+  });
+}
+
 async function readAll(body: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of body) chunks.push(c as Buffer);
@@ -426,12 +436,7 @@ test('a body left by an attempt that could not connect is sent whole by the next
   const opened = new Promise<void>((r) => (open = r));
   const srv = await echoServer(() => opened);
   const client = newH1Client(newTcpConnector(1000), 1);
-  const refused = await new Promise<number>((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (probe.address() as AddressInfo).port;
-      probe.close(() => resolve(p));
-    });
-  });
+  const refused = await refusedPort();
   try {
     // The only connection to the server is busy until the gate opens.
     const busy = h1Send(client, srv.target)(head('GET', '/busy'), null, HOOKS);
@@ -508,12 +513,7 @@ test('closed connections are garbage: nothing keeps them (or their sockets) aliv
 test('an empty body that ended during a failed attempt is sent (empty) by the next', async () => {
   const srv = await echoServer();
   const client = newH1Client(newTcpConnector(1000), 8);
-  const port = await new Promise<number>((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (probe.address() as AddressInfo).port;
-      probe.close(() => resolve(p));
-    });
-  });
+  const port = await refusedPort();
   try {
     const body = new PassThrough();
     body.end();
