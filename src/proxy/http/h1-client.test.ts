@@ -12,6 +12,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import { BadRequestError, ConnectError, PeerError } from '../../lib/errors.js';
+import { IdentityNotReadyError } from '../identity/identity-errors.js';
 import { fullGc } from '../native-memory-gc.js';
 import { newTcpConnector } from '../tcp/connect.js';
 import type { RequestHead, SendHooks } from './exchange.js';
@@ -631,5 +632,73 @@ test('a 1xx response never has a body, whatever its fields say', async () => {
   } finally {
     client.destroy();
     srv.close();
+  }
+});
+
+// ---- Found by the third review: each of these failed before its fix.
+
+test('a body delimited by the close and cut short by a reset does not look complete', async () => {
+  const srv = await rawServer((_req, s) => {
+    s.write('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npartial-');
+    setTimeout(() => s.resetAndDestroy(), 50);
+  });
+  const client = newH1Client(newTcpConnector(1000), 8);
+  try {
+    const up = await h1Send(client, srv.target)(head(), null, HOOKS);
+    const ended = await new Promise<boolean>((resolve) => {
+      up.body.on('data', () => {});
+      up.body.on('error', () => {});
+      up.body.once('close', () => resolve(up.body.readableEnded));
+    });
+    assert.equal(ended, false, 'a reset must not pass for the end of the body');
+  } finally {
+    client.destroy();
+    srv.close();
+  }
+});
+
+test('a response that came whole before the request body ended still closes when its client leaves', async () => {
+  const srv = await rawServer((_req, s) =>
+    s.write('HTTP/1.1 413 Too Large\r\nContent-Length: 4\r\n\r\nnope'),
+  );
+  const client = newH1Client(newTcpConnector(1000), 8);
+  let cancel!: () => void;
+  const body = new PassThrough();
+  body.write('still uploading');
+  try {
+    const h = { ...head('POST', '/upload'), hasBody: true };
+    const up = await h1Send(client, srv.target)(h, body, { onContinue() {}, onCancel: (c) => (cancel = c) });
+    assert.equal(up.status, 413);
+    await new Promise((r) => setTimeout(r, 20)); // all of it in, unread; the upload never ends
+    const closed = new Promise<void>((r) => up.body.once('close', () => r()));
+    cancel();
+    await Promise.race([
+      closed,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the body never closed')), 2000)),
+    ]);
+  } finally {
+    body.destroy();
+    client.destroy();
+    srv.close();
+  }
+});
+
+test("a connector's stand-in socket fails the request with the connector's own error", async () => {
+  const client = newH1Client(
+    {
+      connect: () => Promise.reject(new IdentityNotReadyError('spiffe://td/ns/a/sa/b')),
+      connecting: () => {
+        const standIn = new net.Socket();
+        setImmediate(() => standIn.destroy(new IdentityNotReadyError('spiffe://td/ns/a/sa/b')));
+        return standIn;
+      },
+    },
+    8,
+  );
+  try {
+    const target = { host: '127.0.0.1', port: 1, addr: '127.0.0.1:1' };
+    await assert.rejects(h1Send(client, target)(head(), null, HOOKS), IdentityNotReadyError);
+  } finally {
+    client.destroy();
   }
 });

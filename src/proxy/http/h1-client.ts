@@ -238,6 +238,9 @@ export class H1Client {
     conn.received = false;
     ex.conn = conn;
     const { socket } = conn;
+    // A socket going nowhere (the mesh connector's stand-in when it has no identity yet, destroyed
+    // with the reason on a later turn): writing would fail first, with a less precise error.
+    if (socket.pending && !socket.connecting) return;
     socket.write(serializeHead(ex.head, ex.method, ex.fresh), 'latin1');
     const body = ex.body;
     if (!ex.head.hasBody || !body) {
@@ -390,20 +393,18 @@ export class H1Client {
     this.#connections.delete(conn);
     const ex = conn.ex;
     ex?.detachBody?.();
+    // A body delimited by the close was completed by 'end' (finishInput) if the server closed
+    // cleanly; any other close (a reset, our own destroy) leaves it cut short, and it says so.
     if (ex && !ex.responseDone) {
-      finishInput(conn);
-      if (conn.ex === ex && !ex.responseDone) {
-        conn.ex = null;
-        if (ex.res) ex.res.destroy(conn.error ?? new Error('aborted'));
-        else
-          ex.fail(
-            new RequestFailure(
-              conn.error ?? hangUp(),
-              ex.reused && !conn.received && isReset(conn.error),
-              !conn.connected,
-            ),
-          );
-      }
+      if (ex.res) ex.res.destroy(conn.error ?? new Error('aborted'));
+      else
+        ex.fail(
+          new RequestFailure(
+            conn.error ?? hangUp(),
+            ex.reused && !conn.received && isReset(conn.error),
+            !conn.connected,
+          ),
+        );
     }
     conn.ex = null;
     // free() only ends its async-hooks life: close() deletes the native parser, which otherwise
@@ -423,9 +424,10 @@ export class H1Client {
 
   /** The client gave up: leave the queue, or close the connection the request is on. */
   #cancel(ex: Exchange, originKey: string): void {
-    // All in but not forwarded: the body must still close, or whoever waits on it (the
-    // balancer's count of requests in flight) waits for good.
-    if (ex.responseDone && ex.requestDone) return void ex.res?.destroy();
+    // All in but not forwarded (and its connection closed or serving another request): the body
+    // must still close, or whoever waits on it (the balancer's count of requests in flight)
+    // waits for good.
+    if (ex.responseDone) return void ex.res?.destroy();
     const conn = ex.conn;
     if (conn) return void conn.socket.destroy();
     const waiting = this.#origins.get(originKey)?.waiting;
