@@ -1,8 +1,8 @@
 /**
  * A request body between attempts: the HTTP/1.1 client (h1-client.ts) pauses a body whose
  * attempt failed before any response, so that a retry (connect-retry.ts) finds all of it. Then
- * the next reader must resume it (an HTTP/2 pump), and when no attempt follows, failing the
- * exchange must drain it, or the client's connection is never read again. Real sockets.
+ * the next reader must resume it (an HTTP/2 pump), and when no attempt follows, the failing
+ * exchange (runExchange) must drain it, or the client's connection is never read again. Real sockets.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -10,9 +10,10 @@ import net, { type AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { ConnectError } from '../../lib/errors.js';
+import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { newTcpConnector } from '../tcp/connect.js';
 import { h1Downstream, h1RequestHead } from './downstream-h1.js';
-import type { SendHooks } from './exchange.js';
+import { runExchange, type SendHooks } from './exchange.js';
 import { pump } from './h2-pump.js';
 import { h1Send, newH1Client } from './upstream-h1.js';
 
@@ -57,19 +58,21 @@ test('a body paused by a failed attempt flows into the HTTP/2 pump of the next',
   }
 });
 
-test('failing an exchange whose attempt paused its body drains it: the connection serves its next request', async () => {
+test('an exchange that fails after its attempt paused the body drains it: the connection serves its next request', async () => {
   const port = await refusedPort();
   const client = newH1Client(newTcpConnector(1000), 8);
   const target = { host: '127.0.0.1', port, addr: `127.0.0.1:${port}` };
-  // A proxy-like server: every request is sent on to a refused port, and fails with a 502.
-  const server = http.createServer(async (req, res) => {
+  // A proxy-like server: every exchange is sent on to a refused port, and fails with a 502.
+  const metrics = new ProxyMetrics();
+  const series = () => metrics.http('inbound', 'refused', target.addr, 'false');
+  const routed = { series: series(), send: h1Send(client, target) };
+  const server = http.createServer((req, res) => {
     const head = h1RequestHead(req, undefined, 0);
-    const down = h1Downstream(req, res, head, () => false);
-    try {
-      await h1Send(client, target)(head, down.body, HOOKS);
-    } catch (err) {
-      down.fail(err as ConnectError);
-    }
+    void runExchange(
+      h1Downstream(req, res, head, () => false),
+      () => routed,
+      series,
+    );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port: proxyPort } = server.address() as AddressInfo;

@@ -94,9 +94,6 @@ class H1Downstream implements Downstream {
   }
 
   fail(err: WeftError): void {
-    // A body no attempt will read (an upstream client pauses it between attempts): drained, so
-    // the connection's next request is read.
-    if (this.body && !this.body.readableEnded) this.body.resume();
     failH1(this.#res, err);
   }
 

@@ -55,12 +55,7 @@ export function h2Downstream(stream: ServerHttp2Stream, head: RequestHead): Down
         stream.additionalHeaders({ ':status': 100 });
     },
     forward: (up) => forwardToH2(stream, head, up),
-    fail: (err) => {
-      // A body no attempt will read (an upstream client pauses it between attempts): drained,
-      // so its flow-control window does not stay taken.
-      if (head.hasBody && !stream.readableEnded) stream.resume();
-      failH2(stream, head, err);
-    },
+    fail: (err) => failH2(stream, head, err),
     // Not `writableFinished`: Node ends the writable side of a stream that closes early (client
     // RST_STREAM, connection lost), so it is always true by 'close'. `aborted` is set exactly
     // when the stream closed before our response was ended.

@@ -103,6 +103,10 @@ export async function runExchange<P>(
       series.request.inc();
     }
     abort.abort();
+    // A request body no attempt will read any more (the HTTP/1 client pauses it between
+    // attempts): drained, so an HTTP/1 client's next request on the connection is read and an
+    // HTTP/2 stream's flow-control window is not left taken.
+    if (down.body && !down.body.readableEnded) down.body.resume();
     down.fail(err);
     const status = up ? up.status : err.httpStatus;
     series

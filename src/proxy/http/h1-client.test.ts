@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
-import { after, before, test } from 'node:test';
+import { after, afterEach, before, test } from 'node:test';
 import tls from 'node:tls';
 import { BadRequestError, ConnectError, PeerError } from '../../lib/errors.js';
 import { IdentityNotReadyError } from '../identity/identity-errors.js';
 import { fullGc } from '../native-memory-gc.js';
-import { newTcpConnector } from '../tcp/connect.js';
+import { type Connector, newTcpConnector } from '../tcp/connect.js';
 import type { RequestHead, SendHooks } from './exchange.js';
 import { h1Send, newH1Client } from './upstream-h1.js';
 
@@ -64,12 +64,25 @@ async function call(send: ReturnType<typeof h1Send>, h = head()): Promise<string
   return Buffer.concat(chunks).toString();
 }
 
+/** What each test made and did not close itself (clients, servers): closed after it, failed or not. */
+const teardown: (() => void)[] = [];
+afterEach(() => {
+  for (const close of teardown.splice(0)) close();
+});
+
+/** A client (at most `maxSockets` connections per origin), destroyed after the test. */
+function testClient(maxSockets: number, connector: Connector = newTcpConnector(1000)) {
+  const client = newH1Client(connector, maxSockets);
+  teardown.push(() => client.destroy());
+  return client;
+}
+
 function target(identity?: string) {
   return { host: '127.0.0.1', port, addr: `127.0.0.1:${port}`, identity };
 }
 
 test('sequential requests share one keep-alive connection', async () => {
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   const send = h1Send(client, target());
   accepted = 0;
   for (let i = 0; i < 5; i++) assert.equal(await call(send, head('GET', `/${i}`)), `GET /${i} -`);
@@ -78,13 +91,13 @@ test('sequential requests share one keep-alive connection', async () => {
 });
 
 test('a bodiless POST goes out with Content-Length: 0, as Node frames it', async () => {
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   assert.equal(await call(h1Send(client, target()), head('POST', '/p')), 'POST /p 0');
   client.destroy();
 });
 
 test('a connection made for one identity never serves another at the same address', async () => {
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   accepted = 0;
   await call(h1Send(client, target('spiffe://td/ns/a/sa/one')));
   await call(h1Send(client, target('spiffe://td/ns/a/sa/two')));
@@ -118,7 +131,7 @@ test('past the per-origin limit requests wait for a connection, in order', async
 test('a server announcing Keep-Alive: timeout=1 gets a new connection per request', async () => {
   // One second less Node's one-second margin leaves no time to reuse the connection.
   server.keepAliveTimeout = 1000;
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   const send = h1Send(client, target());
   accepted = 0;
   try {
@@ -132,7 +145,7 @@ test('a server announcing Keep-Alive: timeout=1 gets a new connection per reques
 });
 
 test('an idle connection the server closed is replaced, not failed', async () => {
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   const send = h1Send(client, target());
   accepted = 0;
   await call(send);
@@ -143,7 +156,7 @@ test('an idle connection the server closed is replaced, not failed', async () =>
 });
 
 test('a queued request its client cancels leaves the queue at once; the others are still served', async () => {
-  const client = newH1Client(newTcpConnector(1000), 1);
+  const client = testClient(1);
   const send = h1Send(client, target());
   let open!: () => void;
   gate = new Promise((r) => (open = r));
@@ -171,7 +184,7 @@ test('a queued request its client cancels leaves the queue at once; the others a
 });
 
 test('destroy() fails queued and later requests instead of opening connections for them', async () => {
-  const client = newH1Client(newTcpConnector(1000), 1);
+  const client = testClient(1);
   const send = h1Send(client, target());
   let open!: () => void;
   gate = new Promise((r) => (open = r));
@@ -197,9 +210,9 @@ test('destroy() fails queued and later requests instead of opening connections f
 // ---- Wire behaviour of the client (h1-client.ts) against a scripted raw TCP server.
 
 /**
- * A raw server: `reply` gets each request's head (and whatever body bytes came with it) as text
- * and the socket, and answers as it likes; with `everyChunk`, every chunk read instead. Counts
- * connections.
+ * A raw server, closed after the test: `reply` gets each request's head (and whatever body bytes
+ * came with it) as text and the socket, and answers as it likes; with `everyChunk`, every chunk
+ * read instead. Counts connections.
  */
 async function rawServer(reply: (request: string, socket: net.Socket) => void, everyChunk = false) {
   const sockets = new Set<net.Socket>();
@@ -220,14 +233,11 @@ async function rawServer(reply: (request: string, socket: net.Socket) => void, e
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const p = (srv.address() as AddressInfo).port;
-  return {
-    target: { host: '127.0.0.1', port: p, addr: `127.0.0.1:${p}` },
-    connections: () => connections,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      srv.close();
-    },
-  };
+  teardown.push(() => {
+    for (const s of sockets) s.destroy();
+    srv.close();
+  });
+  return { target: { host: '127.0.0.1', port: p, addr: `127.0.0.1:${p}` }, connections: () => connections };
 }
 
 /** A port on 127.0.0.1 nothing listens on (just released). */
@@ -254,37 +264,27 @@ test('chunked responses keep their trailers; repeated fields join as node:http j
         '5\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n',
     ),
   );
-  const client = newH1Client(newTcpConnector(1000), 8);
-  try {
-    const up = await h1Send(client, srv.target)(head(), null, HOOKS);
-    assert.deepEqual(up.headers['set-cookie'], ['a=1', 'b=2']);
-    assert.equal(up.headers.vary, 'x, y');
-    assert.equal(up.headers['content-type'], 'text/plain', 'the first copy wins, as in node:http');
-    assert.equal(up.headers['transfer-encoding'], undefined, 'hop-by-hop');
-    assert.equal(await readAll(up.body), 'hello');
-    assert.deepEqual(up.trailers(), { 'grpc-status': '0' });
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const client = testClient(8);
+  const up = await h1Send(client, srv.target)(head(), null, HOOKS);
+  assert.deepEqual(up.headers['set-cookie'], ['a=1', 'b=2']);
+  assert.equal(up.headers.vary, 'x, y');
+  assert.equal(up.headers['content-type'], 'text/plain', 'the first copy wins, as in node:http');
+  assert.equal(up.headers['transfer-encoding'], undefined, 'hop-by-hop');
+  assert.equal(await readAll(up.body), 'hello');
+  assert.deepEqual(up.trailers(), { 'grpc-status': '0' });
 });
 
 test('a body delimited by the close is complete, and the connection is not reused', async () => {
   const srv = await rawServer((_req, s) =>
     s.end('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end'),
   );
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   const send = h1Send(client, srv.target);
-  try {
-    for (const _ of [1, 2]) {
-      const up = await send(head(), null, HOOKS);
-      assert.equal(await readAll(up.body), 'until the end');
-    }
-    assert.equal(srv.connections(), 2);
-  } finally {
-    client.destroy();
-    srv.close();
+  for (const _ of [1, 2]) {
+    const up = await send(head(), null, HOOKS);
+    assert.equal(await readAll(up.body), 'until the end');
   }
+  assert.equal(srv.connections(), 2);
 });
 
 test('the response to HEAD has no body, and its connection serves the next request', async () => {
@@ -295,18 +295,13 @@ test('the response to HEAD has no body, and its connection serves the next reque
         : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
     ),
   );
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   const send = h1Send(client, srv.target);
-  try {
-    const h = await send(head('HEAD'), null, HOOKS);
-    assert.equal(h.headers['content-length'], '1000');
-    assert.equal(await readAll(h.body), '');
-    assert.equal(await readAll((await send(head(), null, HOOKS)).body), 'ok');
-    assert.equal(srv.connections(), 1);
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const h = await send(head('HEAD'), null, HOOKS);
+  assert.equal(h.headers['content-length'], '1000');
+  assert.equal(await readAll(h.body), '');
+  assert.equal(await readAll((await send(head(), null, HOOKS)).body), 'ok');
+  assert.equal(srv.connections(), 1);
 });
 
 test('a response cut short ends its body without "end"; a malformed one fails as a peer error', async () => {
@@ -314,24 +309,19 @@ test('a response cut short ends its body without "end"; a malformed one fails as
     if (req.includes('/short')) s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this');
     else s.end('HTTP/1.1 2000 What\r\n\r\n');
   });
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   const send = h1Send(client, srv.target);
-  try {
-    const up = await send(head('GET', '/short'), null, HOOKS);
-    const ended = await new Promise<boolean>((resolve) => {
-      up.body.on('data', () => {});
-      up.body.once('close', () => resolve(up.body.readableEnded));
-    });
-    assert.equal(ended, false, 'a truncated body must not look complete');
-    await assert.rejects(send(head('GET', '/bad'), null, HOOKS), (err: Error) => {
-      assert.ok(err instanceof PeerError, String(err));
-      assert.match(err.message, /invalid HTTP\/1 response/);
-      return true;
-    });
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const up = await send(head('GET', '/short'), null, HOOKS);
+  const ended = await new Promise<boolean>((resolve) => {
+    up.body.on('data', () => {});
+    up.body.once('close', () => resolve(up.body.readableEnded));
+  });
+  assert.equal(ended, false, 'a truncated body must not look complete');
+  await assert.rejects(send(head('GET', '/bad'), null, HOOKS), (err: Error) => {
+    assert.ok(err instanceof PeerError, String(err));
+    assert.match(err.message, /invalid HTTP\/1 response/);
+    return true;
+  });
 });
 
 test('a body of unknown length goes out chunked; 100 Continue reaches the exchange', async () => {
@@ -342,44 +332,34 @@ test('a body of unknown length goes out chunked; 100 Continue reaches the exchan
     seen += req;
     if (seen.endsWith('\r\n0\r\n\r\n')) s.write('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n');
   }, true);
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   let continued = 0;
-  try {
-    const body = Readable.from([Buffer.from('ab'), Buffer.alloc(0), Buffer.from('cde')]);
-    const h = { ...head('POST', '/upload'), hasBody: true, headers: { expect: '100-continue' } };
-    const up = await h1Send(client, srv.target)(h, body, { onContinue: () => continued++, onCancel() {} });
-    assert.equal(up.status, 201);
-    assert.equal(continued, 1);
-    assert.match(seen, /^POST \/upload HTTP\/1\.1\r\n/);
-    assert.match(seen, /\r\ntransfer-encoding: chunked\r\n/);
-    assert.ok(seen.endsWith('\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n'), JSON.stringify(seen));
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const body = Readable.from([Buffer.from('ab'), Buffer.alloc(0), Buffer.from('cde')]);
+  const h = { ...head('POST', '/upload'), hasBody: true, headers: { expect: '100-continue' } };
+  const up = await h1Send(client, srv.target)(h, body, { onContinue: () => continued++, onCancel() {} });
+  assert.equal(up.status, 201);
+  assert.equal(continued, 1);
+  assert.match(seen, /^POST \/upload HTTP\/1\.1\r\n/);
+  assert.match(seen, /\r\ntransfer-encoding: chunked\r\n/);
+  assert.ok(seen.endsWith('\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n'), JSON.stringify(seen));
 });
 
 test('a header value node:http would refuse is refused before anything is sent', async () => {
   const srv = await rawServer((_req, s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
-  const client = newH1Client(newTcpConnector(1000), 8);
-  try {
-    const h = { ...head(), headers: { 'x-evil': 'a\r\nx-injected: 1' } };
-    await assert.rejects(h1Send(client, srv.target)(h, null, HOOKS), (err: Error) => {
-      // The client's fault, not the endpoint's: a 400, which no balancer counts against it.
-      assert.ok(err instanceof BadRequestError, String(err));
-      assert.match(err.message, /invalid character in header x-evil/);
-      return true;
-    });
-    assert.equal(srv.connections(), 0);
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const client = testClient(8);
+  const h = { ...head(), headers: { 'x-evil': 'a\r\nx-injected: 1' } };
+  await assert.rejects(h1Send(client, srv.target)(h, null, HOOKS), (err: Error) => {
+    // The client's fault, not the endpoint's: a 400, which no balancer counts against it.
+    assert.ok(err instanceof BadRequestError, String(err));
+    assert.match(err.message, /invalid character in header x-evil/);
+    return true;
+  });
+  assert.equal(srv.connections(), 0);
 });
 
 // ---- Found by review: each of these failed before its fix.
 
-/** An HTTP server that answers `METHOD URL BODY-LENGTH BODY-START`, after `gate` opens. */
+/** An HTTP server, closed after the test, that answers `METHOD URL BODY-LENGTH BODY-START`, after `gate` opens. */
 async function echoServer(gate: () => Promise<void> = async () => {}) {
   const srv = http.createServer(async (req, res) => {
     const chunks: Buffer[] = [];
@@ -390,53 +370,41 @@ async function echoServer(gate: () => Promise<void> = async () => {}) {
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const p = (srv.address() as AddressInfo).port;
-  return {
-    target: { host: '127.0.0.1', port: p, addr: `127.0.0.1:${p}` },
-    close: () => {
-      srv.closeAllConnections();
-      srv.close();
-    },
-  };
+  teardown.push(() => {
+    srv.closeAllConnections();
+    srv.close();
+  });
+  return { target: { host: '127.0.0.1', port: p, addr: `127.0.0.1:${p}` } };
 }
 
 test('chunks larger than the socket buffer keep their framing, on a connection still connecting', async () => {
   const srv = await echoServer();
-  const client = newH1Client(newTcpConnector(1000), 8);
-  try {
-    const big = (c: string) => Buffer.alloc(20_000, c);
-    const body = Readable.from([big('a'), big('b'), big('c')]);
-    const up = await h1Send(client, srv.target)({ ...head('POST', '/big'), hasBody: true }, body, HOOKS);
-    assert.equal(up.status, 200);
-    assert.equal(await readAll(up.body), 'POST /big 60000 aaaaaaaa');
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const client = testClient(8);
+  const big = (c: string) => Buffer.alloc(20_000, c);
+  const body = Readable.from([big('a'), big('b'), big('c')]);
+  const up = await h1Send(client, srv.target)({ ...head('POST', '/big'), hasBody: true }, body, HOOKS);
+  assert.equal(up.status, 200);
+  assert.equal(await readAll(up.body), 'POST /big 60000 aaaaaaaa');
 });
 
 test('a request queued behind a response that closes its connection gets a new connection', async () => {
   const srv = await rawServer((req, s) =>
     s.end(`HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n${req[5]}!`),
   );
-  const client = newH1Client(newTcpConnector(1000), 1);
+  const client = testClient(1);
   const send = h1Send(client, srv.target);
-  try {
-    const answers = await Promise.all(
-      ['/a', '/b', '/c'].map(async (path) => readAll((await send(head('GET', path), null, HOOKS)).body)),
-    );
-    assert.deepEqual(answers, ['a!', 'b!', 'c!']);
-    assert.equal(srv.connections(), 3);
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const answers = await Promise.all(
+    ['/a', '/b', '/c'].map(async (path) => readAll((await send(head('GET', path), null, HOOKS)).body)),
+  );
+  assert.deepEqual(answers, ['a!', 'b!', 'c!']);
+  assert.equal(srv.connections(), 3);
 });
 
 test('a body left by an attempt that could not connect is sent whole by the next, even queued', async () => {
   let open!: () => void;
   const opened = new Promise<void>((r) => (open = r));
   const srv = await echoServer(() => opened);
-  const client = newH1Client(newTcpConnector(1000), 1);
+  const client = testClient(1);
   const refused = await refusedPort();
   try {
     // The only connection to the server is busy until the gate opens.
@@ -453,8 +421,6 @@ test('a body left by an attempt that could not connect is sent whole by the next
     assert.equal(await readAll((await retried).body), 'POST /upload 5 hello');
   } finally {
     open();
-    client.destroy();
-    srv.close();
   }
 });
 
@@ -464,14 +430,9 @@ test('the method goes out upper-cased, as node:http sent it', async () => {
     seen = req;
     s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
   });
-  const client = newH1Client(newTcpConnector(1000), 8);
-  try {
-    await h1Send(client, srv.target)(head('get', '/lower'), null, HOOKS);
-    assert.match(seen, /^GET \/lower HTTP\/1\.1\r\n/);
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const client = testClient(8);
+  await h1Send(client, srv.target)(head('get', '/lower'), null, HOOKS);
+  assert.match(seen, /^GET \/lower HTTP\/1\.1\r\n/);
 });
 
 test('closed connections are garbage: nothing keeps them (or their sockets) alive', async () => {
@@ -482,51 +443,38 @@ test('closed connections are garbage: nothing keeps them (or their sockets) aliv
   const registry = new FinalizationRegistry(() => collected++);
   // Every socket the client opens is watched.
   const tcp = newTcpConnector(1000);
-  const client = newH1Client(
-    {
-      connect: tcp.connect,
-      connecting: (t) => {
-        const socket = tcp.connecting(t);
-        registry.register(socket, 0);
-        return socket;
-      },
+  const client = testClient(8, {
+    connect: tcp.connect,
+    connecting: (t) => {
+      const socket = tcp.connecting(t);
+      registry.register(socket, 0);
+      return socket;
     },
-    8,
-  );
+  });
   const N = 50;
-  try {
-    for (let i = 0; i < N; i++) await readAll((await h1Send(client, srv.target)(head(), null, HOOKS)).body);
-    await new Promise((r) => setTimeout(r, 50)); // let the last connection close
-    const gc = fullGc();
-    for (let i = 0; i < 50 && collected < N; i++) {
-      gc();
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.ok(collected >= N - 1, `${collected} of ${N} closed connections' sockets collected`);
-  } finally {
-    client.destroy();
-    srv.close();
+  for (let i = 0; i < N; i++) await readAll((await h1Send(client, srv.target)(head(), null, HOOKS)).body);
+  await new Promise((r) => setTimeout(r, 50)); // let the last connection close
+  const gc = fullGc();
+  for (let i = 0; i < 50 && collected < N; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 20));
   }
+  assert.ok(collected >= N - 1, `${collected} of ${N} closed connections' sockets collected`);
 });
 
 // ---- Found by the second review: each of these failed before its fix.
 
 test('an empty body that ended during a failed attempt is sent (empty) by the next', async () => {
   const srv = await echoServer();
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   const port = await refusedPort();
-  try {
-    const body = new PassThrough();
-    body.end();
-    const h = { ...head('POST', '/empty'), hasBody: true };
-    const nowhere = { host: '127.0.0.1', port, addr: `127.0.0.1:${port}` };
-    await assert.rejects(h1Send(client, nowhere)(h, body, HOOKS), /ECONNREFUSED|connect/);
-    const up = await h1Send(client, srv.target)(h, body, HOOKS);
-    assert.equal(await readAll(up.body), 'POST /empty 0 ');
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const body = new PassThrough();
+  body.end();
+  const h = { ...head('POST', '/empty'), hasBody: true };
+  const nowhere = { host: '127.0.0.1', port, addr: `127.0.0.1:${port}` };
+  await assert.rejects(h1Send(client, nowhere)(h, body, HOOKS), /ECONNREFUSED|connect/);
+  const up = await h1Send(client, srv.target)(h, body, HOOKS);
+  assert.equal(await readAll(up.body), 'POST /empty 0 ');
 });
 
 test("an exception from the response body's consumer fails that connection, not the process", async () => {
@@ -536,46 +484,36 @@ test("an exception from the response body's consumer fails that connection, not 
     s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n');
     setTimeout(() => s.write('body'), 100);
   });
-  const client = newH1Client(newTcpConnector(1000), 8);
-  try {
-    const up = await h1Send(client, srv.target)(head(), null, HOOKS);
-    await new Promise<void>((resolve) => {
-      up.body.on('data', () => {
-        throw new Error('consumer bug');
-      });
-      up.body.once('close', () => resolve());
-      up.body.on('error', () => {});
+  const client = testClient(8);
+  const up = await h1Send(client, srv.target)(head(), null, HOOKS);
+  await new Promise<void>((resolve) => {
+    up.body.on('data', () => {
+      throw new Error('consumer bug');
     });
-    assert.equal(up.body.readableEnded, false);
-    // The client still serves other requests.
-    const again = await h1Send(client, srv.target)(head(), null, HOOKS);
-    assert.equal(again.status, 200);
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+    up.body.once('close', () => resolve());
+    up.body.on('error', () => {});
+  });
+  assert.equal(up.body.readableEnded, false);
+  // The client still serves other requests.
+  const again = await h1Send(client, srv.target)(head(), null, HOOKS);
+  assert.equal(again.status, 200);
 });
 
 test('a client that leaves after the whole response arrived, before reading it, still closes the body', async () => {
   const srv = await rawServer((_req, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   let cancel!: () => void;
-  try {
-    const up = await h1Send(client, srv.target)(head(), null, {
-      onContinue() {},
-      onCancel: (c) => (cancel = c),
-    });
-    await new Promise((r) => setTimeout(r, 20)); // the body is all in, unread
-    const closed = new Promise<void>((r) => up.body.once('close', () => r()));
-    cancel();
-    await Promise.race([
-      closed,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the body never closed')), 2000)),
-    ]);
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const up = await h1Send(client, srv.target)(head(), null, {
+    onContinue() {},
+    onCancel: (c) => (cancel = c),
+  });
+  await new Promise((r) => setTimeout(r, 20)); // the body is all in, unread
+  const closed = new Promise<void>((r) => up.body.once('close', () => r()));
+  cancel();
+  await Promise.race([
+    closed,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the body never closed')), 2000)),
+  ]);
 });
 
 test('bytes after a response (a 204 with a body) fail it and not the request queued behind it', async () => {
@@ -586,36 +524,27 @@ test('bytes after a response (a 204 with a body) fail it and not the request que
         : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
     ),
   );
-  const client = newH1Client(newTcpConnector(1000), 1);
+  const client = testClient(1);
   const send = h1Send(client, srv.target);
-  try {
-    const first = send(head('GET', '/no-content'), null, HOOKS).then((up) => up.status);
-    const queued = send(head('GET', '/next'), null, HOOKS).then(async (up) => readAll(up.body));
-    assert.equal(await first, 204);
-    assert.equal(await queued, 'ok');
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const first = send(head('GET', '/no-content'), null, HOOKS).then((up) => up.status);
+  const queued = send(head('GET', '/next'), null, HOOKS).then(async (up) => readAll(up.body));
+  assert.equal(await first, 204);
+  assert.equal(await queued, 'ok');
 });
 
 test('a reset during the TLS handshake is a connect failure (nothing reached the server)', async () => {
   const srv = net.createServer((s) => s.resetAndDestroy());
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  teardown.push(() => srv.close());
   const p = (srv.address() as AddressInfo).port;
   const tlsConnect = (t: { host: string; port: number }) =>
     tls.connect({ host: t.host, port: t.port, rejectUnauthorized: false });
-  const client = newH1Client(
-    { connect: async () => tlsConnect({ host: '127.0.0.1', port: p }), connecting: tlsConnect },
-    8,
-  );
-  try {
-    const target = { host: '127.0.0.1', port: p, addr: `127.0.0.1:${p}` };
-    await assert.rejects(h1Send(client, target)(head(), null, HOOKS), ConnectError);
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const client = testClient(8, {
+    connect: async () => tlsConnect({ host: '127.0.0.1', port: p }),
+    connecting: tlsConnect,
+  });
+  const target = { host: '127.0.0.1', port: p, addr: `127.0.0.1:${p}` };
+  await assert.rejects(h1Send(client, target)(head(), null, HOOKS), ConnectError);
 });
 
 test('a 1xx response never has a body, whatever its fields say', async () => {
@@ -624,15 +553,10 @@ test('a 1xx response never has a body, whatever its fields say', async () => {
       'HTTP/1.1 150 Whatever\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
     ),
   );
-  const client = newH1Client(newTcpConnector(1000), 8);
-  try {
-    const up = await h1Send(client, srv.target)(head(), null, HOOKS);
-    assert.equal(up.status, 200);
-    assert.equal(await readAll(up.body), 'ok');
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const client = testClient(8);
+  const up = await h1Send(client, srv.target)(head(), null, HOOKS);
+  assert.equal(up.status, 200);
+  assert.equal(await readAll(up.body), 'ok');
 });
 
 // ---- Found by the third review: each of these failed before its fix.
@@ -642,26 +566,21 @@ test('a body delimited by the close and cut short by a reset does not look compl
     s.write('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npartial-');
     setTimeout(() => s.resetAndDestroy(), 50);
   });
-  const client = newH1Client(newTcpConnector(1000), 8);
-  try {
-    const up = await h1Send(client, srv.target)(head(), null, HOOKS);
-    const ended = await new Promise<boolean>((resolve) => {
-      up.body.on('data', () => {});
-      up.body.on('error', () => {});
-      up.body.once('close', () => resolve(up.body.readableEnded));
-    });
-    assert.equal(ended, false, 'a reset must not pass for the end of the body');
-  } finally {
-    client.destroy();
-    srv.close();
-  }
+  const client = testClient(8);
+  const up = await h1Send(client, srv.target)(head(), null, HOOKS);
+  const ended = await new Promise<boolean>((resolve) => {
+    up.body.on('data', () => {});
+    up.body.on('error', () => {});
+    up.body.once('close', () => resolve(up.body.readableEnded));
+  });
+  assert.equal(ended, false, 'a reset must not pass for the end of the body');
 });
 
 test('a response that came whole before the request body ended still closes when its client leaves', async () => {
   const srv = await rawServer((_req, s) =>
     s.write('HTTP/1.1 413 Too Large\r\nContent-Length: 4\r\n\r\nnope'),
   );
-  const client = newH1Client(newTcpConnector(1000), 8);
+  const client = testClient(8);
   let cancel!: () => void;
   const body = new PassThrough();
   body.write('still uploading');
@@ -678,27 +597,18 @@ test('a response that came whole before the request body ended still closes when
     ]);
   } finally {
     body.destroy();
-    client.destroy();
-    srv.close();
   }
 });
 
 test("a connector's stand-in socket fails the request with the connector's own error", async () => {
-  const client = newH1Client(
-    {
-      connect: () => Promise.reject(new IdentityNotReadyError('spiffe://td/ns/a/sa/b')),
-      connecting: () => {
-        const standIn = new net.Socket();
-        setImmediate(() => standIn.destroy(new IdentityNotReadyError('spiffe://td/ns/a/sa/b')));
-        return standIn;
-      },
+  const client = testClient(8, {
+    connect: () => Promise.reject(new IdentityNotReadyError('spiffe://td/ns/a/sa/b')),
+    connecting: () => {
+      const standIn = new net.Socket();
+      setImmediate(() => standIn.destroy(new IdentityNotReadyError('spiffe://td/ns/a/sa/b')));
+      return standIn;
     },
-    8,
-  );
-  try {
-    const target = { host: '127.0.0.1', port: 1, addr: '127.0.0.1:1' };
-    await assert.rejects(h1Send(client, target)(head(), null, HOOKS), IdentityNotReadyError);
-  } finally {
-    client.destroy();
-  }
+  });
+  const target = { host: '127.0.0.1', port: 1, addr: '127.0.0.1:1' };
+  await assert.rejects(h1Send(client, target)(head(), null, HOOKS), IdentityNotReadyError);
 });

@@ -234,7 +234,7 @@ export class H1Client {
 
   #start(conn: Connection, ex: Exchange): void {
     conn.ex = ex;
-    conn.fields = [];
+    if (conn.fields.length > 0) conn.fields = []; // no allocation per request
     conn.received = false;
     ex.conn = conn;
     const { socket } = conn;
