@@ -7,6 +7,16 @@
 # the hops (the profiles are written on exit) and prints the top functions by self time per hop
 # (bench/profile-summary.ts). Profiles: OUT_DIR/*.cpuprofile (open them in Chrome DevTools or
 # speedscope for a flame graph).
+#
+# Other lenses on the same hops (each instead of --cpu-prof; the hops' stderr, with whatever the
+# flags print, is kept as OUT_DIR/in.log and out.log):
+#   PROF_NODE_ARGS="--trace-gc"  node flags for both hops (GC pauses, --trace-gc-nvp phases, ...)
+#   PROF_PERF=1     perf record -g of both hops with --perf-basic-prof (JS frames named), native
+#                   and kernel time included: OUT_DIR/PROTO.perf.data for `perf report -i`
+#   PROF_STRACE=1   strace -c of each hop: syscalls by count and time, OUT_DIR/PROTO-HOP.strace.txt
+#                   (strace slows the hops several-fold: counts per request, not latency)
+#   PROF_MAX=1      load at maximum (wrk -c50 / h2load -c50 -m1) instead of PROF_RATE, then each
+#                   hop's VmHWM and RssAnon
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,12 +50,20 @@ PIDS+=($!)
 out=$((BASE_PORT + 90)) app=$P_UP path=/
 if [[ $PROTO == h2 ]]; then out=$((BASE_PORT + 100)) app=$P_UP_H2 path=/bench.Echo/Unary; fi
 in=$((out + 1))
+cpu_prof=1
+[[ ${PROF_PERF:-0} == 1 || ${PROF_STRACE:-0} == 1 || -n ${PROF_NODE_ARGS:-} ]] && cpu_prof=0
+declare -A HOP_PID
 for hop in in out; do
   listen=$in target=$app
   [[ $hop == out ]] && listen=$out target=$in
-  WEFT_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=$OUT --cpu-prof-name=$PROTO-$hop.cpuprofile" \
+  args="--cpu-prof --cpu-prof-dir=$OUT --cpu-prof-name=$PROTO-$hop.cpuprofile"
+  ((cpu_prof)) || args="${PROF_NODE_ARGS:-}"
+  [[ ${PROF_PERF:-0} == 1 ]] && args="$args --perf-basic-prof"
+  # weft-hop.sh execs node, so this PID becomes the hop's node process.
+  WEFT_BENCH_NODE_ARGS=$args \
     $(sut) bash "$REPO/bench/weft-hop.sh" "$hop" "$listen" "$target" none "$PROTO" >"$TMP/$hop.log" 2>&1 &
   PIDS+=($!)
+  HOP_PID[$hop]=$!
 done
 url=http://127.0.0.1:$out$path
 curl_args=(-s -o /dev/null -w '%{http_code}' --max-time 1)
@@ -56,8 +74,30 @@ for _ in $(seq 1 150); do
   [[ $(curl "${curl_args[@]}" "$url" || true) == 200 ]] && break
   sleep 0.1
 done
-printf '[profile] %s: %s req/s for %ss through %s\n' "$PROTO" "$PROF_RATE" "$PROF_SECS" "$url" >&2
-if [[ $PROTO == h1 ]]; then
+tracers=()
+if [[ ${PROF_STRACE:-0} == 1 ]]; then
+  for hop in in out; do
+    timeout -s INT "$PROF_SECS" strace -c -f -o "$OUT/$PROTO-$hop.strace.txt" -p "${HOP_PID[$hop]}" 2>/dev/null &
+    tracers+=($!)
+  done
+fi
+if [[ ${PROF_PERF:-0} == 1 ]]; then
+  perf record -F 2000 -g -o "$OUT/$PROTO.perf.data" -p "${HOP_PID[in]},${HOP_PID[out]}" \
+    -- sleep "$PROF_SECS" >/dev/null 2>"$OUT/perf.log" &
+  tracers+=($!)
+fi
+if [[ ${PROF_MAX:-0} == 1 ]]; then
+  printf '[profile] %s: at maximum load for %ss through %s\n' "$PROTO" "$PROF_SECS" "$url" >&2
+else
+  printf '[profile] %s: %s req/s for %ss through %s\n' "$PROTO" "$PROF_RATE" "$PROF_SECS" "$url" >&2
+fi
+if [[ ${PROF_MAX:-0} == 1 && $PROTO == h1 ]]; then
+  $(loadgen) timeout -k 5 $((PROF_SECS + 30)) wrk -t1 -c50 -d"${PROF_SECS}s" "$url" |
+    grep -E '^(Requests/sec|  .* requests in)' >&2 || true
+elif [[ ${PROF_MAX:-0} == 1 ]]; then
+  $(loadgen) timeout -k 5 $((PROF_SECS + 30)) h2load -t1 -c50 -m1 -D "$PROF_SECS" -d "$TMP/grpc-body.bin" \
+    -H 'content-type: application/grpc' -H 'te: trailers' "$url" | grep -E '^(finished|requests)' >&2 || true
+elif [[ $PROTO == h1 ]]; then
   $(loadgen) timeout -k 5 $((PROF_SECS + 30)) wrk -t1 -c10 -d"${PROF_SECS}s" -s "$SHARED/lua/pace.lua" "$url" -- "$PROF_RATE" |
     grep '^RESULT' >&2 || true
 else
@@ -68,5 +108,13 @@ else
     --timing-script-file="$TMP/timing.txt" -d "$TMP/grpc-body.bin" -H 'content-type: application/grpc' \
     -H 'te: trailers' | grep -E '^(finished|requests|time for request)' >&2 || true
 fi
+if [[ ${PROF_MAX:-0} == 1 ]]; then
+  for hop in in out; do
+    printf '[profile] %s hop: %s\n' "$hop" "$(grep -E '^(VmHWM|RssAnon):' "/proc/${HOP_PID[$hop]}/status" | tr -s ' \t\n' ' ')" >&2
+  done
+fi
+for t in "${tracers[@]}"; do wait "$t" || true; done
 stop_all
+cp "$TMP/in.log" "$TMP/out.log" "$OUT/" 2>/dev/null || true
+((cpu_prof)) || exit 0
 node "$REPO/dist/bench/profile-summary.js" "$OUT/$PROTO-out.cpuprofile" "$OUT/$PROTO-in.cpuprofile"
