@@ -18,7 +18,7 @@
  */
 import type net from 'node:net';
 import { Readable } from 'node:stream';
-import { BadRequestError, PeerError } from '../../lib/errors.js';
+import { BadRequestError, PeerError, ShuttingDownError } from '../../lib/errors.js';
 import type { ConnectTarget } from '../tcp/connect.js';
 import type { RequestHead, SendHooks, UpstreamResponse } from './exchange.js';
 import { HTTPParser, type LlhttpParser, type OnHeadersComplete } from './h1-parser.js';
@@ -166,8 +166,7 @@ export class H1Client {
       const ex = new Exchange(head, body, hooks, fresh, resolve, reject);
       hooks.onCancel(() => this.#cancel(ex, originKey));
       if (ex.settled) return;
-      if (this.#destroyed)
-        return ex.fail(new RequestFailure(new Error('the connection pool is closed'), false));
+      if (this.#destroyed) return ex.fail(new RequestFailure(new ShuttingDownError(), false));
       if (fresh) return this.#start(this.#open(null, target), ex);
       let origin = this.#origins.get(originKey);
       if (!origin) {
@@ -193,8 +192,7 @@ export class H1Client {
   destroy(): void {
     this.#destroyed = true;
     for (const origin of this.#origins.values()) {
-      for (const ex of origin.waiting.splice(0))
-        ex.fail(new RequestFailure(new Error('the connection pool is closed'), false));
+      for (const ex of origin.waiting.splice(0)) ex.fail(new RequestFailure(new ShuttingDownError(), false));
     }
     for (const conn of this.#connections) conn.socket.destroy();
   }
