@@ -58,7 +58,9 @@ for hop in in out; do
   [[ $hop == out ]] && listen=$out target=$in
   args="--cpu-prof --cpu-prof-dir=$OUT --cpu-prof-name=$PROTO-$hop.cpuprofile"
   ((cpu_prof)) || args="${PROF_NODE_ARGS:-}"
-  [[ ${PROF_PERF:-0} == 1 ]] && args="$args --perf-basic-prof"
+  # --perf-basic-prof also writes V8's log: into OUT_DIR, not the working directory.
+  [[ ${PROF_PERF:-0} == 1 ]] &&
+    args="$args --perf-basic-prof --no-logfile-per-isolate --logfile=$OUT/$PROTO-$hop.v8.log"
   # weft-hop.sh execs node, so this PID becomes the hop's node process.
   WEFT_BENCH_NODE_ARGS=$args \
     $(sut) bash "$REPO/bench/weft-hop.sh" "$hop" "$listen" "$target" none "$PROTO" >"$TMP/$hop.log" 2>&1 &
