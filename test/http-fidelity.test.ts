@@ -36,6 +36,12 @@ let dumps = 0;
  * hop-by-hop fields (a Connection-named `x-bar`, `Keep-Alive`) that no proxy may pass on.
  */
 function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (req.url === '/early-hints') {
+    req.resume();
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style', 'x-hint': 'early' });
+    setTimeout(() => res.end('final'), 50);
+    return;
+  }
   if (req.url !== '/cookies') {
     echoHandler(req, res);
     return;
@@ -214,6 +220,26 @@ describe('HTTP/1.1 through outbound → inbound', () => {
       assert.deepEqual([echo.bodyBytes, echo.bodySha256], [256 * 1024, bodySha]);
       assert.equal(echo.headers.expect, '100-continue');
     }
+  });
+
+  it('relays 103 Early Hints with their fields before the final response, but not to HTTP/1.0', async () => {
+    for (const proto of [[], ['--http2-prior-knowledge']]) {
+      const res = await viaOutbound([...proto, '-v'], '/early-hints');
+      assert.equal(res.values.http_code, '200', res.stderr);
+      // The interim head curl printed: its status line, then its fields up to the final head.
+      const interim = /< HTTP\/[\d.]+ 103[^\n]*\n((?:< (?!HTTP\/)[^\n]*\n)*)< HTTP\/[\d.]+ 200/.exec(
+        res.stderr,
+      );
+      assert.ok(interim, `${proto}: no 103 before the 200 in\n${res.stderr}`);
+      const fields = interim[1].toLowerCase();
+      assert.match(fields, /< link: <\/style\.css>; rel=preload; as=style\r?\n/, `${proto}`);
+      assert.match(fields, /< x-hint: early\r?\n/, `${proto}`);
+      assert.equal(res.body, 'final');
+    }
+    const old = await viaOutbound(['-v', '--http1.0'], '/early-hints');
+    assert.equal(old.values.http_code, '200', old.stderr);
+    assert.doesNotMatch(old.stderr, / 103/);
+    assert.equal(old.body, 'final');
   });
 
   it('delivers response trailers to an HTTP/1.1 chunked client and to an h2c client', async () => {

@@ -6,7 +6,7 @@ import type { RequestHead, Send, SendHooks, UpstreamResponse } from '../http/exc
 import type { HttpSeries } from '../metrics/proxy-metrics.js';
 import { type Attempt, connectRetryRoute } from './connect-retry.js';
 
-const noHooks: SendHooks = { onContinue: () => {}, onCancel: () => {} };
+const noHooks: SendHooks = { onInformational: () => {}, onCancel: () => {} };
 
 function head(hasBody = false, method = 'GET'): RequestHead {
   return {

@@ -256,7 +256,7 @@ export function balancedSend(balancer: EndpointBalancer, ep: Endpoint, send: Sen
     const request = balancer.start(ep);
     let cancelled = false;
     const tracked: SendHooks = {
-      onContinue: () => hooks.onContinue(),
+      onInformational: (status, headers) => hooks.onInformational(status, headers),
       onCancel: (cancel) =>
         hooks.onCancel(() => {
           cancelled = true;

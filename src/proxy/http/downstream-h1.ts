@@ -3,7 +3,14 @@ import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:ht
 import type { Readable } from 'node:stream';
 import { BadRequestError, type WeftError } from '../../lib/errors.js';
 import type { Downstream, RequestHead, UpstreamResponse } from './exchange.js';
-import { endToEndHeaders, h1HasBody, isGrpc, parseTimeoutHeader, TIMEOUT_HEADER } from './headers.js';
+import {
+  endToEndHeaders,
+  type Headers,
+  h1HasBody,
+  isGrpc,
+  parseTimeoutHeader,
+  TIMEOUT_HEADER,
+} from './headers.js';
 import { proxyErrorHeaders } from './proxy-error-headers.js';
 
 /**
@@ -82,8 +89,23 @@ class H1Downstream implements Downstream {
     res.once('close', () => this.#onClose());
   }
 
-  sendContinue(): void {
-    this.#res.writeContinue();
+  /**
+   * 100, 102 and 103 through node:http's own writers (which keep a pipelined connection's
+   * responses in order); an HTTP/1.0 client gets none (RFC 9110 §15.2), and node:http has no
+   * public way to send the rare others (104 and up), which are dropped.
+   */
+  sendInformational(status: number, headers: Headers): void {
+    const res = this.#res;
+    if (res.headersSent || this.#closed || (status !== 100 && this.head.origProto === 'HTTP/1.0')) return;
+    if (status === 100) res.writeContinue();
+    else if (status === 102) res.writeProcessing();
+    else if (status === 103 && headers.link !== undefined) {
+      try {
+        res.writeEarlyHints(headers);
+      } catch {
+        // A Link value node:http will not write: hints are advisory, the response goes on.
+      }
+    }
   }
 
   forward(up: UpstreamResponse): Promise<void> {

@@ -50,9 +50,13 @@ export function h2Downstream(stream: ServerHttp2Stream, head: RequestHead): Down
   return {
     head,
     body: head.hasBody ? stream : null,
-    sendContinue: () => {
-      if (!stream.headersSent && !stream.destroyed && !stream.closed)
-        stream.additionalHeaders({ ':status': 100 });
+    sendInformational: (status, headers) => {
+      if (stream.headersSent || stream.destroyed || stream.closed) return;
+      try {
+        stream.additionalHeaders(status === 100 ? CONTINUE : { ...headers, ':status': status });
+      } catch {
+        // A field HTTP/2 cannot carry: a 1xx is advisory, the final response still goes.
+      }
     },
     forward: (up) => forwardToH2(stream, head, up),
     fail: (err) => failH2(stream, head, err),
@@ -111,6 +115,8 @@ function forwardToH2(stream: ServerHttp2Stream, head: RequestHead, up: UpstreamR
     }
   });
 }
+
+const CONTINUE = Object.freeze({ ':status': 100 });
 
 // Node copies respond() options: one shared object each instead of one per response.
 const END_STREAM = Object.freeze({ endStream: true });

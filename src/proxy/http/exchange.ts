@@ -34,8 +34,11 @@ export interface UpstreamResponse {
 }
 
 export interface SendHooks {
-  /** The next hop sent `100 Continue`. */
-  onContinue(): void;
+  /**
+   * The next hop sent an informational (1xx) response before its final one: `100 Continue`, or
+   * one with fields, such as `103 Early Hints` (`headers`: its end-to-end fields). Never 101.
+   */
+  onInformational(status: number, headers: Headers): void;
   /**
    * Registers how to cancel the request upstream. `cancel` runs at most once, when the client
    * goes away or the exchange fails or times out before the response is complete; right away if
@@ -58,7 +61,8 @@ export interface Downstream {
   readonly head: RequestHead;
   /** The request body, or null when the request has none. */
   readonly body: Readable | null;
-  sendContinue(): void;
+  /** Passes an informational (1xx) response on, where the client's protocol can carry it. */
+  sendInformational(status: number, headers: Headers): void;
   /** Writes the response through to the client; resolves when the client has all of it. */
   forward(res: UpstreamResponse): Promise<void>;
   /** Answers with a proxy-made error, or resets the exchange if the response already started. */
@@ -136,7 +140,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, abort: Canceller): Promise<T>
 }
 
 /**
- * The hooks one send gets: 100 Continue goes to the client; the registered cancel function runs
+ * The hooks one send gets: 1xx responses go to the client; the registered cancel function runs
  * once, now or as soon as one is registered. One object per exchange, no closures.
  */
 class Canceller implements SendHooks {
@@ -155,8 +159,8 @@ class Canceller implements SendHooks {
     this.#down = down;
   }
 
-  onContinue(): void {
-    this.#down.sendContinue();
+  onInformational(status: number, headers: Headers): void {
+    this.#down.sendInformational(status, headers);
   }
 
   onCancel(cancel: () => void): void {

@@ -19,7 +19,7 @@ import { type Connector, newTcpConnector } from '../tcp/connect.js';
 import type { RequestHead, SendHooks } from './exchange.js';
 import { h1Send, newH1Client } from './upstream-h1.js';
 
-const HOOKS: SendHooks = { onContinue() {}, onCancel() {} };
+const HOOKS: SendHooks = { onInformational() {}, onCancel() {} };
 
 let server: http.Server;
 let port = 0;
@@ -162,7 +162,7 @@ test('a queued request its client cancels leaves the queue at once; the others a
   let open!: () => void;
   gate = new Promise((r) => (open = r));
   let cancel!: () => void;
-  const hooks: SendHooks = { onContinue() {}, onCancel: (c) => (cancel = c) };
+  const hooks: SendHooks = { onInformational() {}, onCancel: (c) => (cancel = c) };
   try {
     const first = call(send, head('GET', '/first'));
     const queued = send(head('GET', '/queued'), null, hooks);
@@ -340,7 +340,10 @@ test('a body of unknown length goes out chunked; 100 Continue reaches the exchan
   let continued = 0;
   const body = Readable.from([Buffer.from('ab'), Buffer.alloc(0), Buffer.from('cde')]);
   const h = { ...head('POST', '/upload'), hasBody: true, headers: { expect: '100-continue' } };
-  const up = await h1Send(client, srv.target)(h, body, { onContinue: () => continued++, onCancel() {} });
+  const up = await h1Send(client, srv.target)(h, body, {
+    onInformational: (status) => status === 100 && continued++,
+    onCancel() {},
+  });
   assert.equal(up.status, 201);
   assert.equal(continued, 1);
   assert.match(seen, /^POST \/upload HTTP\/1\.1\r\n/);
@@ -508,7 +511,7 @@ test('a client that leaves after the whole response arrived, before reading it, 
   const client = testClient(8);
   let cancel!: () => void;
   const up = await h1Send(client, srv.target)(head(), null, {
-    onContinue() {},
+    onInformational() {},
     onCancel: (c) => (cancel = c),
   });
   await new Promise((r) => setTimeout(r, 20)); // the body is all in, unread
@@ -590,7 +593,10 @@ test('a response that came whole before the request body ended still closes when
   body.write('still uploading');
   try {
     const h = { ...head('POST', '/upload'), hasBody: true };
-    const up = await h1Send(client, srv.target)(h, body, { onContinue() {}, onCancel: (c) => (cancel = c) });
+    const up = await h1Send(client, srv.target)(h, body, {
+      onInformational() {},
+      onCancel: (c) => (cancel = c),
+    });
     assert.equal(up.status, 413);
     await new Promise((r) => setTimeout(r, 20)); // all of it in, unread; the upload never ends
     const closed = new Promise<void>((r) => up.body.once('close', () => r()));

@@ -22,7 +22,7 @@ import { BadRequestError, PeerError, ShuttingDownError } from '../../lib/errors.
 import type { ConnectTarget } from '../tcp/connect.js';
 import type { RequestHead, SendHooks, UpstreamResponse } from './exchange.js';
 import { HTTPParser, type LlhttpParser, type OnHeadersComplete } from './h1-parser.js';
-import { endToEndHeaders, type Headers, headersFromRaw } from './headers.js';
+import { endToEndHeaders, type Headers, headersFromRaw, NO_FIELDS } from './headers.js';
 
 /** Node lets an idle connection expire a second before the server's announced keep-alive timeout. */
 const KEEP_ALIVE_HINT_MARGIN_MS = 1000;
@@ -307,7 +307,7 @@ export class H1Client {
     body.resume(); // paused by an earlier attempt's detach, if any
   }
 
-  /** A response head: resolve the request (1xx: tell the exchange about 100 Continue and go on). */
+  /** A response head: resolve the request (1xx: pass it to the exchange and go on). */
   head(conn: Connection, raw: string[], status: number, keepAlive: boolean): number {
     const ex = conn.ex;
     if (!ex || ex.settled) {
@@ -315,11 +315,11 @@ export class H1Client {
       return 0;
     }
     if (status < 200) {
-      if (status === 100) ex.hooks.onContinue();
-      else if (status === 101) {
+      if (status === 101) {
         ex.fail(new RequestFailure(new PeerError('unexpected 101 Switching Protocols'), false));
         conn.socket.destroy();
-      }
+      } else
+        ex.hooks.onInformational(status, status === 100 ? NO_FIELDS : endToEndHeaders(headersFromRaw(raw)));
       return 1; // no 1xx response has a body (node:http tells the parser the same)
     }
     ex.keepAlive = keepAlive;

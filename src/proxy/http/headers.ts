@@ -23,6 +23,9 @@ const HOP_BY_HOP = new Set([
   'weft-client-id',
 ]);
 
+/** A message without fields (a bare `100 Continue`): one shared, frozen object. */
+export const NO_FIELDS: Headers = Object.freeze({});
+
 /** Header the outbound proxy adds when it carries an HTTP/1 request over the mesh's HTTP/2. */
 export const ORIG_PROTO_HEADER = 'weft-orig-proto';
 /** Per-request timeout override, e.g. `250ms`, `2s`. */

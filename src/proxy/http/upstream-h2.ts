@@ -6,7 +6,7 @@ import type { ConnectTarget } from '../tcp/connect.js';
 import type { RequestHead, Send, SendHooks, UpstreamResponse } from './exchange.js';
 import type { H2Pool } from './h2-pool.js';
 import { pump } from './h2-pump.js';
-import { endToEndHeaders, type Headers, ORIG_PROTO_HEADER } from './headers.js';
+import { endToEndHeaders, type Headers, NO_FIELDS, ORIG_PROTO_HEADER } from './headers.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -69,8 +69,13 @@ function sendOnce(
       else reject(new PeerError('stream refused'));
     };
     hooks.onCancel(() => !stream.destroyed && stream.close(NGHTTP2_CANCEL));
-    // Only a request that asked for 100 Continue can get one; gRPC never does.
-    if (head.headers.expect !== undefined) stream.on('continue', () => hooks.onContinue());
+    // Only a request that asked for 100 Continue can get one; gRPC never does. Other 1xx
+    // (103 Early Hints) come as 'headers' before the response ('continue' has the 100s).
+    if (head.headers.expect !== undefined) stream.on('continue', () => hooks.onInformational(100, NO_FIELDS));
+    stream.on('headers', (h) => {
+      const status = Number(h[':status']);
+      if (!settled && status > 100 && status < 200) hooks.onInformational(status, endToEndHeaders(h));
+    });
     // Each of these fires once per stream, and the stream is dropped after: `on`, no once-wrapper.
     stream.on('trailers', (t) => (trailers = endToEndHeaders(t)));
     stream.on('response', (h) => {
