@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import type * as http from 'node:http';
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -240,6 +241,51 @@ describe('HTTP/1.1 through outbound → inbound', () => {
     assert.equal(old.values.http_code, '200', old.stderr);
     assert.doesNotMatch(old.stderr, / 103/);
     assert.equal(old.body, 'final');
+  });
+
+  it('delivers request trailers from an HTTP/1.1 chunked client and from an h2c client to the app', async () => {
+    const [host, port] = outbound.split(':');
+    // HTTP/1.1: a chunked body (no Content-Length) with a trailer section.
+    const h1 = await new Promise<EchoBody>((resolve, reject) => {
+      const req = http.request({
+        host,
+        port: Number(port),
+        method: 'POST',
+        path: '/req-trailers',
+        headers: { host: AUTHORITY, trailer: 'x-sum' },
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c));
+        res.on('end', () => resolve(JSON.parse(text) as EchoBody));
+      });
+      req.on('error', reject);
+      req.write('part one, ');
+      req.addTrailers({ 'x-sum': 'abc123', 'x-other': 'two' });
+      req.end('part two');
+    });
+    assert.equal(h1.bodyBytes, 18);
+    assert.deepEqual([h1.trailers['x-sum'], h1.trailers['x-other']], ['abc123', 'two'], JSON.stringify(h1));
+    // h2c prior knowledge: the request ends with a trailing HEADERS frame.
+    const session = http2.connect(`http://${outbound}`);
+    try {
+      const h2 = await new Promise<EchoBody>((resolve, reject) => {
+        const stream = session.request(
+          { ':method': 'POST', ':path': '/req-trailers', ':authority': AUTHORITY },
+          { waitForTrailers: true },
+        );
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'x-sum': 'def456' }));
+        let text = '';
+        stream.setEncoding('utf8').on('data', (c: string) => (text += c));
+        stream.on('end', () => resolve(JSON.parse(text) as EchoBody));
+        stream.on('error', reject);
+        stream.end('h2 body');
+      });
+      assert.equal(h2.bodyBytes, 7);
+      assert.equal(h2.trailers['x-sum'], 'def456', JSON.stringify(h2));
+    } finally {
+      session.close();
+    }
   });
 
   it('delivers response trailers to an HTTP/1.1 chunked client and to an h2c client', async () => {

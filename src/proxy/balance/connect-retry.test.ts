@@ -6,7 +6,11 @@ import type { RequestHead, Send, SendHooks, UpstreamResponse } from '../http/exc
 import type { HttpSeries } from '../metrics/proxy-metrics.js';
 import { type Attempt, connectRetryRoute } from './connect-retry.js';
 
-const noHooks: SendHooks = { onInformational: () => {}, onCancel: () => {} };
+const noHooks: SendHooks = {
+  onInformational: () => {},
+  requestTrailers: () => undefined,
+  onCancel: () => {},
+};
 
 function head(hasBody = false, method = 'GET'): RequestHead {
   return {

@@ -256,7 +256,11 @@ function response(): UpstreamResponse {
   return { status: 500, headers: {}, body: Readable.from([]), trailers: () => undefined };
 }
 
-const noHooks: SendHooks = { onInformational: () => {}, onCancel: () => {} };
+const noHooks: SendHooks = {
+  onInformational: () => {},
+  requestTrailers: () => undefined,
+  onCancel: () => {},
+};
 
 test('balancedSend: an app 5xx is a success, a reset is a failure, a connect error opens the box at once', async () => {
   const { balancer, pickAlone } = newBalancer({ random: () => 0.5 });
@@ -340,7 +344,11 @@ test('balancedSend: a request cancelled by its client or a timeout is not a fail
     new Promise((_, reject) => hooks.onCancel(() => reject(new PeerError('socket hang up'))));
   for (let i = 0; i < 20; i++) {
     let cancel = () => {};
-    const hooks: SendHooks = { onInformational: () => {}, onCancel: (c) => (cancel = c) };
+    const hooks: SendHooks = {
+      onInformational: () => {},
+      requestTrailers: () => undefined,
+      onCancel: (c) => (cancel = c),
+    };
     const sending = balancedSend(balancer, a, hanging)(headFor(), null, hooks);
     cancel();
     await assert.rejects(sending, PeerError);

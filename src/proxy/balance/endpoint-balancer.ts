@@ -257,6 +257,7 @@ export function balancedSend(balancer: EndpointBalancer, ep: Endpoint, send: Sen
     let cancelled = false;
     const tracked: SendHooks = {
       onInformational: (status, headers) => hooks.onInformational(status, headers),
+      requestTrailers: () => hooks.requestTrailers(),
       onCancel: (cancel) =>
         hooks.onCancel(() => {
           cancelled = true;

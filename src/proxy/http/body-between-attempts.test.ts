@@ -17,7 +17,7 @@ import { runExchange, type SendHooks } from './exchange.js';
 import { pump } from './h2-pump.js';
 import { h1Send, newH1Client } from './upstream-h1.js';
 
-const HOOKS: SendHooks = { onInformational() {}, onCancel() {} };
+const HOOKS: SendHooks = { onInformational() {}, requestTrailers: () => undefined, onCancel() {} };
 
 async function refusedPort(): Promise<number> {
   const probe = net.createServer();

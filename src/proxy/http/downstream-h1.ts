@@ -75,6 +75,7 @@ export function h1Downstream(
 class H1Downstream implements Downstream {
   readonly head: RequestHead;
   readonly body: Readable | null;
+  readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #draining: () => boolean;
   #abort: (() => void) | undefined;
@@ -84,6 +85,7 @@ class H1Downstream implements Downstream {
   constructor(req: IncomingMessage, res: ServerResponse, head: RequestHead, draining: () => boolean) {
     this.head = head;
     this.body = head.hasBody ? req : null;
+    this.#req = req;
     this.#res = res;
     this.#draining = draining;
     res.once('close', () => this.#onClose());
@@ -106,6 +108,12 @@ class H1Downstream implements Downstream {
         // A Link value node:http will not write: hints are advisory, the response goes on.
       }
     }
+  }
+
+  /** A chunked request's trailer section, which node:http has parsed by the body's end. */
+  trailers(): Headers | undefined {
+    const fields = this.#req.trailers;
+    return Object.keys(fields).length > 0 ? endToEndHeaders(fields) : undefined;
   }
 
   forward(up: UpstreamResponse): Promise<void> {

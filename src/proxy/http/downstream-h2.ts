@@ -5,6 +5,7 @@ import type { Downstream, RequestHead, UpstreamResponse } from './exchange.js';
 import { pump } from './h2-pump.js';
 import {
   endToEndHeaders,
+  type Headers,
   h2ResponseHeaders,
   isGrpc,
   ORIG_PROTO_HEADER,
@@ -46,10 +47,14 @@ export function h2RequestHead(
 }
 
 export function h2Downstream(stream: ServerHttp2Stream, head: RequestHead): Downstream {
+  let trailers: Headers | undefined;
   if (!head.hasBody) stream.resume();
+  // Fires once, before the body's end, when the client ends its request with a trailer section.
+  else stream.on('trailers', (t) => (trailers = endToEndHeaders(t)));
   return {
     head,
     body: head.hasBody ? stream : null,
+    trailers: () => trailers,
     sendInformational: (status, headers) => {
       if (stream.headersSent || stream.destroyed || stream.closed) return;
       try {

@@ -39,6 +39,8 @@ export interface SendHooks {
    * one with fields, such as `103 Early Hints` (`headers`: its end-to-end fields). Never 101.
    */
   onInformational(status: number, headers: Headers): void;
+  /** The request's trailers, known once its body has ended (undefined: none). */
+  requestTrailers(): Headers | undefined;
   /**
    * Registers how to cancel the request upstream. `cancel` runs at most once, when the client
    * goes away or the exchange fails or times out before the response is complete; right away if
@@ -63,6 +65,8 @@ export interface Downstream {
   readonly body: Readable | null;
   /** Passes an informational (1xx) response on, where the client's protocol can carry it. */
   sendInformational(status: number, headers: Headers): void;
+  /** The request's end-to-end trailers, once `body` has ended (undefined: none). */
+  trailers(): Headers | undefined;
   /** Writes the response through to the client; resolves when the client has all of it. */
   forward(res: UpstreamResponse): Promise<void>;
   /** Answers with a proxy-made error, or resets the exchange if the response already started. */
@@ -161,6 +165,10 @@ class Canceller implements SendHooks {
 
   onInformational(status: number, headers: Headers): void {
     this.#down.sendInformational(status, headers);
+  }
+
+  requestTrailers(): Headers | undefined {
+    return this.#down.trailers();
   }
 
   onCancel(cancel: () => void): void {

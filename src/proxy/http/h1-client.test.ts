@@ -19,7 +19,7 @@ import { type Connector, newTcpConnector } from '../tcp/connect.js';
 import type { RequestHead, SendHooks } from './exchange.js';
 import { h1Send, newH1Client } from './upstream-h1.js';
 
-const HOOKS: SendHooks = { onInformational() {}, onCancel() {} };
+const HOOKS: SendHooks = { onInformational() {}, requestTrailers: () => undefined, onCancel() {} };
 
 let server: http.Server;
 let port = 0;
@@ -162,7 +162,11 @@ test('a queued request its client cancels leaves the queue at once; the others a
   let open!: () => void;
   gate = new Promise((r) => (open = r));
   let cancel!: () => void;
-  const hooks: SendHooks = { onInformational() {}, onCancel: (c) => (cancel = c) };
+  const hooks: SendHooks = {
+    onInformational() {},
+    requestTrailers: () => undefined,
+    onCancel: (c) => (cancel = c),
+  };
   try {
     const first = call(send, head('GET', '/first'));
     const queued = send(head('GET', '/queued'), null, hooks);
@@ -342,6 +346,7 @@ test('a body of unknown length goes out chunked; 100 Continue reaches the exchan
   const h = { ...head('POST', '/upload'), hasBody: true, headers: { expect: '100-continue' } };
   const up = await h1Send(client, srv.target)(h, body, {
     onInformational: (status) => status === 100 && continued++,
+    requestTrailers: () => undefined,
     onCancel() {},
   });
   assert.equal(up.status, 201);
@@ -349,6 +354,26 @@ test('a body of unknown length goes out chunked; 100 Continue reaches the exchan
   assert.match(seen, /^POST \/upload HTTP\/1\.1\r\n/);
   assert.match(seen, /\r\ntransfer-encoding: chunked\r\n/);
   assert.ok(seen.endsWith('\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n'), JSON.stringify(seen));
+});
+
+test("a chunked body ends with the request's trailers; a field that cannot be written safely is left out", async () => {
+  let seen = '';
+  const srv = await rawServer((req, s) => {
+    seen += req;
+    if (/\r\n0\r\n(?:[^\r]+\r\n)*\r\n$/.test(seen)) s.write('HTTP/1.1 204 No Content\r\n\r\n');
+  }, true);
+  const client = testClient(8);
+  const h = { ...head('POST', '/upload'), hasBody: true };
+  const trailers = { 'x-sum': 'abc', 'x-list': ['1', '2'], 'x-evil': 'a\r\nx-injected: 1', 'bad name': 'x' };
+  const up = await h1Send(client, srv.target)(h, Readable.from([Buffer.from('ab')]), {
+    ...HOOKS,
+    requestTrailers: () => trailers,
+  });
+  assert.equal(up.status, 204);
+  assert.ok(
+    seen.endsWith('\r\n2\r\nab\r\n0\r\nx-sum: abc\r\nx-list: 1\r\nx-list: 2\r\n\r\n'),
+    JSON.stringify(seen),
+  );
 });
 
 test('a header value node:http would refuse is refused before anything is sent', async () => {
@@ -512,6 +537,7 @@ test('a client that leaves after the whole response arrived, before reading it, 
   let cancel!: () => void;
   const up = await h1Send(client, srv.target)(head(), null, {
     onInformational() {},
+    requestTrailers: () => undefined,
     onCancel: (c) => (cancel = c),
   });
   await new Promise((r) => setTimeout(r, 20)); // the body is all in, unread
@@ -595,6 +621,7 @@ test('a response that came whole before the request body ended still closes when
     const h = { ...head('POST', '/upload'), hasBody: true };
     const up = await h1Send(client, srv.target)(h, body, {
       onInformational() {},
+      requestTrailers: () => undefined,
       onCancel: (c) => (cancel = c),
     });
     assert.equal(up.status, 413);

@@ -277,7 +277,7 @@ export class H1Client {
     const onEnd = () => {
       detach();
       if (conn.ex !== ex) return;
-      if (chunked) socket.write('0\r\n\r\n', 'latin1');
+      if (chunked) socket.write(lastChunk(ex.hooks.requestTrailers()), 'latin1');
       ex.requestDone = true;
       if (ex.responseDone) this.#done(conn, ex);
     };
@@ -290,7 +290,7 @@ export class H1Client {
     // Empty, and ended during an earlier attempt: nothing more to send.
     if (body.readableEnded && !body.readableDidRead) {
       ex.detachBody = null;
-      if (chunked) socket.write('0\r\n\r\n', 'latin1');
+      if (chunked) socket.write(lastChunk(ex.hooks.requestTrailers()), 'latin1');
       ex.requestDone = true;
       return;
     }
@@ -529,6 +529,22 @@ function invalidHead(head: RequestHead): string | undefined {
 const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
 const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const INVALID_PATH = /[^\u0021-\u00ff]/;
+
+/**
+ * The end of a chunked body, with the request's trailer fields. A field node:http would refuse
+ * in a head is left out, as it cannot be written safely; the others go as they came.
+ */
+function lastChunk(trailers: Headers | undefined): string {
+  if (trailers === undefined) return '0\r\n\r\n';
+  let s = '0\r\n';
+  for (const name in trailers) {
+    if (!TOKEN.test(name)) continue;
+    const v = trailers[name];
+    for (const value of typeof v === 'string' ? [v] : v)
+      if (!INVALID_VALUE.test(value)) s += `${name}: ${value}\r\n`;
+  }
+  return `${s}\r\n`;
+}
 
 /** Methods node:http frames as chunked by default: a bodiless one gets `Content-Length: 0`, as node:http sent. */
 function chunkedByDefault(method: string): boolean {

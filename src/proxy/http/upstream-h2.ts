@@ -18,8 +18,9 @@ export function h2Send(pool: H2Pool, target: ConnectTarget, markOrigProto: boole
   return (head, body, hooks) => sendOnce(pool, target, head, body, hooks, markOrigProto, 1);
 }
 
-// Node copies the options of every request; sharing these saves building one per request.
-const WITH_BODY = Object.freeze({ endStream: false });
+// Node copies the options of every request; sharing these saves building one per request. A body
+// ends with the request's trailers, if any: Node sends an empty DATA frame with END_STREAM for none.
+const WITH_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
 const WITHOUT_BODY = Object.freeze({ endStream: true });
 
 /**
@@ -104,8 +105,21 @@ function sendOnce(
             : asConnectError(target, undefined),
         );
     });
-    if (head.hasBody && body) pump(body, stream, true);
+    if (head.hasBody && body) {
+      stream.on('wantTrailers', () => sendRequestTrailers(stream, hooks.requestTrailers()));
+      pump(body, stream, true);
+    }
   });
+}
+
+function sendRequestTrailers(stream: http2.ClientHttp2Stream, trailers: Headers | undefined): void {
+  try {
+    stream.sendTrailers(trailers ?? NO_FIELDS);
+  } catch {
+    // A field HTTP/2 refuses in trailers (a pseudo-header, a connection-specific one): the body
+    // still ends, without them.
+    if (!stream.destroyed) stream.sendTrailers(NO_FIELDS);
+  }
 }
 
 function asConnectError(target: ConnectTarget, streamErr: unknown) {
