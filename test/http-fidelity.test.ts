@@ -37,9 +37,14 @@ let dumps = 0;
  * hop-by-hop fields (a Connection-named `x-bar`, `Keep-Alive`) that no proxy may pass on.
  */
 function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
-  if (req.url === '/early-hints') {
+  if (req.url === '/early-hints' || req.url === '/early-hint') {
     req.resume();
-    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style', 'x-hint': 'early' });
+    // Two links: node:http writes them as one Link field, joined with ", ".
+    const style = '</style.css>; rel=preload; as=style';
+    res.writeEarlyHints({
+      link: req.url === '/early-hint' ? style : [style, '</app.js>; rel=preload; as=script'],
+      'x-hint': 'early',
+    });
     setTimeout(() => res.end('final'), 50);
     return;
   }
@@ -233,7 +238,11 @@ describe('HTTP/1.1 through outbound → inbound', () => {
       );
       assert.ok(interim, `${proto}: no 103 before the 200 in\n${res.stderr}`);
       const fields = interim[1].toLowerCase();
-      assert.match(fields, /< link: <\/style\.css>; rel=preload; as=style\r?\n/, `${proto}`);
+      assert.match(
+        fields,
+        /< link: <\/style\.css>; rel=preload; as=style, <\/app\.js>; rel=preload; as=script\r?\n/,
+        `${proto}`,
+      );
       assert.match(fields, /< x-hint: early\r?\n/, `${proto}`);
       assert.equal(res.body, 'final');
     }
@@ -241,6 +250,28 @@ describe('HTTP/1.1 through outbound → inbound', () => {
     assert.equal(old.values.http_code, '200', old.stderr);
     assert.doesNotMatch(old.stderr, / 103/);
     assert.equal(old.body, 'final');
+  });
+
+  it('keeps pipelined responses whole: no 1xx for a response still queued behind an earlier one', async () => {
+    const port = Number(outbound.split(':')[1]);
+    // The first response takes 300 ms; the second's 103 comes while it waits its turn.
+    const send = `GET /slow/300 HTTP/1.1\r\n${HOST}\r\n\r\nGET /early-hint HTTP/1.1\r\n${HOST}\r\nConnection: close\r\n\r\n`;
+    const text = (await tcpExchange(port, { send, end: false, timeoutMs: 15_000 })).toString('latin1');
+    const second = text.indexOf('HTTP/1.1 200', 1);
+    assert.ok(text.startsWith('HTTP/1.1 200') && second > 0, text);
+    const head = text.slice(second, text.indexOf('\r\n\r\n', second) + 4);
+    assert.match(head, /\r\ncontent-length: 5\r\n/i, text);
+    assert.equal(text.slice(second + head.length), 'final', text);
+  });
+
+  it("ignores an HTTP/1.0 client's 100-continue expectation: no 1xx back, none asked of the app", async () => {
+    const port = Number(outbound.split(':')[1]);
+    const send = `POST /echo HTTP/1.0\r\n${HOST}\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi`;
+    const text = (await tcpExchange(port, { send, end: false, timeoutMs: 15_000 })).toString('latin1');
+    assert.match(text, /^HTTP\/1\.[01] 200 /, text);
+    const echo = echoOf(text.slice(text.indexOf('\r\n\r\n') + 4));
+    assert.equal(echo.headers.expect, undefined);
+    assert.equal(echo.bodyBytes, 2);
   });
 
   it('delivers request trailers from an HTTP/1.1 chunked client and from an h2c client to the app', async () => {

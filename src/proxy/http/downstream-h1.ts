@@ -43,6 +43,9 @@ export function h1RequestHead(
   const headers = endToEndHeaders(req.headers);
   const timeoutMs = parseTimeoutHeader(req.headers[TIMEOUT_HEADER]) ?? defaultTimeoutMs;
   delete headers[TIMEOUT_HEADER];
+  // An HTTP/1.0 client's 100-continue expectation is to be ignored (RFC 9110 §10.1.1); sent on
+  // as HTTP/1.1 it would not be, and no 1xx may go back to that client.
+  if (req.httpVersionMinor === 0) delete headers.expect;
   return {
     method: req.method ?? 'GET',
     scheme,
@@ -54,6 +57,45 @@ export function h1RequestHead(
     grpc: isGrpc(req.headers),
     timeoutMs,
   };
+}
+
+/**
+ * What node:http's writeEarlyHints can write of a 103's fields: one Link value per link (repeated
+ * Link fields arrive joined with ", ", which its check refuses whole), and the other fields that
+ * have one value (it would join a list into one line, wrong for Set-Cookie). None without a link.
+ */
+function earlyHints(fields: Headers): Record<string, string | string[]> | undefined {
+  const link = fields.link;
+  if (link === undefined) return undefined;
+  const links = (typeof link === 'string' ? [link] : link).flatMap(splitLinks);
+  if (links.length === 0) return undefined;
+  const hints: Record<string, string | string[]> = { link: links };
+  for (const name in fields)
+    if (name !== 'link' && typeof fields[name] === 'string') hints[name] = fields[name];
+  return hints;
+}
+
+/** Splits a Link field value at the commas between links (RFC 8288 §3), not those inside <> or quotes. */
+export function splitLinks(value: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let inUri = false;
+  let inQuotes = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (inQuotes) {
+      if (c === '\\') i++;
+      else if (c === '"') inQuotes = false;
+    } else if (inUri) inUri = c !== '>';
+    else if (c === '<') inUri = true;
+    else if (c === '"') inQuotes = true;
+    else if (c === ',') {
+      out.push(value.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  out.push(value.slice(start).trim());
+  return out.filter((l) => l.length > 0);
 }
 
 /** Adapts a node:http server request/response pair. `draining` adds `Connection: close`. */
@@ -92,18 +134,23 @@ class H1Downstream implements Downstream {
   }
 
   /**
-   * 100, 102 and 103 through node:http's own writers (which keep a pipelined connection's
-   * responses in order); an HTTP/1.0 client gets none (RFC 9110 §15.2), and node:http has no
-   * public way to send the rare others (104 and up), which are dropped.
+   * 100, 102 and 103 through node:http's own writers. None when:
+   * - the client speaks HTTP/1.0 (RFC 9110 §15.2);
+   * - the response waits behind an earlier one on a pipelined connection (no socket yet): node:http
+   *   would queue the 1xx and then put the final head in front of it, inside the body's bytes;
+   * - the status is another 1xx (104 and up): node:http has no public way to send those.
+   * 1xx are advisory: dropping one loses a hint, never the response.
    */
   sendInformational(status: number, headers: Headers): void {
     const res = this.#res;
-    if (res.headersSent || this.#closed || (status !== 100 && this.head.origProto === 'HTTP/1.0')) return;
+    if (res.headersSent || this.#closed || res.socket === null || this.head.origProto === 'HTTP/1.0') return;
     if (status === 100) res.writeContinue();
     else if (status === 102) res.writeProcessing();
-    else if (status === 103 && headers.link !== undefined) {
+    else if (status === 103) {
+      const hints = earlyHints(headers);
+      if (hints === undefined) return;
       try {
-        res.writeEarlyHints(headers);
+        res.writeEarlyHints(hints);
       } catch {
         // A Link value node:http will not write: hints are advisory, the response goes on.
       }
@@ -112,8 +159,8 @@ class H1Downstream implements Downstream {
 
   /** A chunked request's trailer section, which node:http has parsed by the body's end. */
   trailers(): Headers | undefined {
-    const fields = this.#req.trailers;
-    return Object.keys(fields).length > 0 ? endToEndHeaders(fields) : undefined;
+    // rawTrailers first: the `trailers` getter builds an object even when there are none.
+    return this.#req.rawTrailers.length > 0 ? endToEndHeaders(this.#req.trailers) : undefined;
   }
 
   forward(up: UpstreamResponse): Promise<void> {

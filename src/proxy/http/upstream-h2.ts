@@ -18,10 +18,18 @@ export function h2Send(pool: H2Pool, target: ConnectTarget, markOrigProto: boole
   return (head, body, hooks) => sendOnce(pool, target, head, body, hooks, markOrigProto, 1);
 }
 
-// Node copies the options of every request; sharing these saves building one per request. A body
-// ends with the request's trailers, if any: Node sends an empty DATA frame with END_STREAM for none.
-const WITH_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
+// Node copies the options of every request; sharing these saves building one per request.
+const WITH_BODY = Object.freeze({ endStream: false });
+// A body that may end with trailers. Waiting for them costs a write of its own per request (END_STREAM
+// on an empty DATA frame when there are none, instead of on the last DATA), so only requests that
+// can carry trailers wait: not gRPC (its requests never have any), nor an HTTP/1 body of known length
+// (only chunked coding carries trailers).
+const WITH_BODY_AND_TRAILERS = Object.freeze({ endStream: false, waitForTrailers: true });
 const WITHOUT_BODY = Object.freeze({ endStream: true });
+
+function mayHaveTrailers(head: RequestHead): boolean {
+  return !head.grpc && (head.origProto === 'HTTP/2' || head.headers['content-length'] === undefined);
+}
 
 /**
  * One stream to the next hop. A stream the peer refused (GOAWAY while draining, stream limit)
@@ -48,10 +56,14 @@ function sendOnce(
   const src = head.headers;
   for (const name in src) headers[name] = src[name];
   if (markOrigProto && head.origProto !== 'HTTP/2') headers[ORIG_PROTO_HEADER] = head.origProto;
+  const trailersToo = head.hasBody && mayHaveTrailers(head);
   return new Promise((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = pooled.session.request(headers, head.hasBody ? WITH_BODY : WITHOUT_BODY);
+      stream = pooled.session.request(
+        headers,
+        !head.hasBody ? WITHOUT_BODY : trailersToo ? WITH_BODY_AND_TRAILERS : WITH_BODY,
+      );
     } catch (err) {
       return reject(new PeerError(`cannot open stream: ${(err as Error).message}`, err));
     }
@@ -106,8 +118,10 @@ function sendOnce(
         );
     });
     if (head.hasBody && body) {
-      stream.on('wantTrailers', () => sendRequestTrailers(stream, hooks.requestTrailers()));
-      pump(body, stream, true);
+      if (trailersToo) stream.on('wantTrailers', () => sendRequestTrailers(stream, hooks.requestTrailers()));
+      // Holding the first chunks back keeps END_STREAM on the last DATA frame; with trailers to
+      // wait for, the stream ends with their frame instead, so there is nothing to keep.
+      pump(body, stream, !trailersToo);
     }
   });
 }
