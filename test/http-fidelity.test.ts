@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -262,6 +263,32 @@ describe('HTTP/1.1 through outbound → inbound', () => {
     const head = text.slice(second, text.indexOf('\r\n\r\n', second) + 4);
     assert.match(head, /\r\ncontent-length: 5\r\n/i, text);
     assert.equal(text.slice(second + head.length), 'final', text);
+  });
+
+  it('relays a 100 Continue for a pipelined request once its turn comes, so a client holding its body gets it', async () => {
+    const port = Number(outbound.split(':')[1]);
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1').on('data', (d: string) => (text += d));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.setTimeout(10_000, () => socket.destroy()); // a proxy that never answers fails, not hangs
+    socket.write(
+      `GET /slow/300 HTTP/1.1\r\n${HOST}\r\n\r\n` +
+        `POST /echo HTTP/1.1\r\n${HOST}\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n`,
+    );
+    // The body waits for the 100 (at most 5 s: a client gives up waiting, and so does this test).
+    let sawContinue = false;
+    for (let i = 0; i < 100 && !sawContinue; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      sawContinue = text.includes('HTTP/1.1 100 Continue\r\n\r\n');
+    }
+    socket.write('hello'); // not end(): node:http drops what a half-closed client still waits for
+    await closed;
+    assert.ok(sawContinue, `no 100 Continue within 5 s:\n${text}`);
+    // In order: the first response whole, then the 100, then the second response.
+    const continueAt = text.indexOf('HTTP/1.1 100 Continue');
+    assert.ok(text.startsWith('HTTP/1.1 200') && text.lastIndexOf('HTTP/1.1 200') > continueAt, text);
+    assert.equal(echoOf(text.slice(text.indexOf('\r\n\r\n', continueAt + 25) + 4)).bodyBytes, 5, text);
   });
 
   it("ignores an HTTP/1.0 client's 100-continue expectation: no 1xx back, none asked of the app", async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { splitLinks } from './downstream-h1.js';
+import { earlyHints, splitLinks } from './downstream-h1.js';
 
 test('a Link field splits at the commas between links, not at those inside <> or quoted strings', () => {
   assert.deepEqual(splitLinks('</a.css>; rel=preload; as=style, </b.js>; rel=preload; as=script'), [
@@ -12,4 +12,21 @@ test('a Link field splits at the commas between links, not at those inside <> or
     '</z>; title="a, \\"b\\", c"; rel=next',
   ]);
   assert.deepEqual(splitLinks(' , '), []);
+});
+
+test('a 103 keeps the links node:http can write and single-valued fields; none without a link left', () => {
+  const ok = '</a.css>; rel=preload; as=style';
+  assert.deepEqual(
+    earlyHints({
+      link: `${ok}, </b.jpg>; rel=preload; imagesrcset="b.jpg 1x, c.jpg 2x", </c>; rel="x y"`,
+      'x-hint': 'early',
+      'set-cookie': ['a=1', 'b=2'],
+    }),
+    { link: [ok], 'x-hint': 'early' },
+  );
+  assert.deepEqual(earlyHints({ link: ['</a>; rel=preload', '</b>; as="style"'] }), {
+    link: ['</a>; rel=preload', '</b>; as="style"'],
+  });
+  assert.equal(earlyHints({ link: '</c>; title="x y"' }), undefined);
+  assert.equal(earlyHints({ 'x-hint': 'early' }), undefined);
 });

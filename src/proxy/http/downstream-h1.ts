@@ -60,20 +60,29 @@ export function h1RequestHead(
 }
 
 /**
- * What node:http's writeEarlyHints can write of a 103's fields: one Link value per link (repeated
- * Link fields arrive joined with ", ", which its check refuses whole), and the other fields that
- * have one value (it would join a list into one line, wrong for Set-Cookie). None without a link.
+ * What node:http's writeEarlyHints can write of a 103's fields: the links its check accepts, one
+ * value each (repeated Link fields arrive joined with ", ", and one link it refuses fails the whole
+ * 103), and the other fields that have one value (it would join a list into one line, wrong for
+ * Set-Cookie). None when no link is left.
  */
-function earlyHints(fields: Headers): Record<string, string | string[]> | undefined {
+export function earlyHints(fields: Headers): Record<string, string | string[]> | undefined {
   const link = fields.link;
   if (link === undefined) return undefined;
-  const links = (typeof link === 'string' ? [link] : link).flatMap(splitLinks);
+  const links = (typeof link === 'string' ? [link] : link)
+    .flatMap(splitLinks)
+    .filter((l) => WRITABLE_LINK.test(l));
   if (links.length === 0) return undefined;
   const hints: Record<string, string | string[]> = { link: links };
   for (const name in fields)
     if (name !== 'link' && typeof fields[name] === 'string') hints[name] = fields[name];
   return hints;
 }
+
+/**
+ * A link as node:http's writeEarlyHints accepts it (Node 20): `<uri>`, then `; name` or
+ * `; name=value` parameters whose values have no space, quote or semicolon (quoted or not).
+ */
+const WRITABLE_LINK = /^<[^>]*>(?:\s*;\s*[^;"\s]+(?:=(?:"[^;"\s]*"|[^;"\s]*))?)*$/;
 
 /** Splits a Link field value at the commas between links (RFC 8288 §3), not those inside <> or quotes. */
 export function splitLinks(value: string): string[] {
@@ -137,13 +146,21 @@ class H1Downstream implements Downstream {
    * 100, 102 and 103 through node:http's own writers. None when:
    * - the client speaks HTTP/1.0 (RFC 9110 §15.2);
    * - the response waits behind an earlier one on a pipelined connection (no socket yet): node:http
-   *   would queue the 1xx and then put the final head in front of it, inside the body's bytes;
+   *   would queue the 1xx and then put the final head in front of it, inside the body's bytes.
+   *   A 100 is kept for when the response gets the connection, unless its head is written by
+   *   then: its client may be holding the body back until it comes;
    * - the status is another 1xx (104 and up): node:http has no public way to send those.
-   * 1xx are advisory: dropping one loses a hint, never the response.
+   * 102 and 103 are advisory: dropping one loses a hint, never the response.
    */
   sendInformational(status: number, headers: Headers): void {
     const res = this.#res;
-    if (res.headersSent || this.#closed || res.socket === null || this.head.origProto === 'HTTP/1.0') return;
+    if (res.headersSent || this.#closed || this.head.origProto === 'HTTP/1.0') return;
+    if (res.socket === null) {
+      // node:http emits 'socket' as the connection passes to this response, before it writes
+      // anything queued for it.
+      if (status === 100) res.once('socket', () => this.sendInformational(100, headers));
+      return;
+    }
     if (status === 100) res.writeContinue();
     else if (status === 102) res.writeProcessing();
     else if (status === 103) {
