@@ -225,6 +225,10 @@ describe('two proxies with identities', { timeout: 120_000 }, () => {
       const i = await inBooks.metrics();
       const booksIn = { direction: 'inbound', authority: 'books:7002', tls: 'true', client_id: WEB };
       assert.equal(sampleSum(i, 'request_total', booksIn), 2);
+      // The accepted connections themselves: counted with the client's identity once mTLS is up.
+      const srcIn = { direction: 'inbound', peer: 'src', tls: 'true', client_id: WEB };
+      assert.ok(sampleSum(i, 'tcp_open_total', srcIn) >= 1, 'no mTLS connection counted as accepted');
+      assert.equal(sampleSum(i, 'tcp_open_total', { direction: 'inbound', peer: 'src', tls: 'false' }), 0);
       assert.equal(sampleSum(i, 'response_total', { ...booksIn, status_code: '200' }), 2);
       assert.equal(
         sampleSum(i, 'protocol_detect_total', { direction: 'inbound', result: 'mesh-tls' }) >= 1,
@@ -291,6 +295,13 @@ describe('two proxies with identities', { timeout: 120_000 }, () => {
         }),
         1,
       );
+      const plainSrc = {
+        direction: 'inbound',
+        peer: 'src',
+        tls: 'false',
+        no_tls_reason: 'no_tls_from_remote',
+      };
+      assert.ok(sampleSum(i, 'tcp_open_total', plainSrc) >= 1, 'the plaintext connection counted as such');
     });
   });
 

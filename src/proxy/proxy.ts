@@ -28,6 +28,7 @@ import { type InboundPolicySource, policySourceFor } from './policy/policy-clien
 import { type Connector, newTcpConnector } from './tcp/connect.js';
 import { type Listener, listen } from './tcp/listener.js';
 import { newMeshConnector } from './tls/mesh-connector.js';
+import { inboundTlsLabels, TLS_DISABLED } from './tls/tls-labels.js';
 
 export interface RunningProxy {
   readonly outbound?: string;
@@ -97,6 +98,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
         metrics,
         config.maxConnections,
         outbound.accept,
+        TLS_DISABLED,
       );
       listeners.push(l);
       outboundAddr = l.addr;
@@ -108,6 +110,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
           metrics,
           config.maxConnections,
           (s: net.Socket) => outbound.acceptUpstream(s, authority),
+          TLS_DISABLED,
         );
         listeners.push(ul);
         upstreams[b.name] = ul.addr;
@@ -126,6 +129,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
         metrics,
         config.maxConnections,
         inbound.accept,
+        // Known once mTLS is terminated or the connection found to be plaintext (inbound-stack.ts).
+        inboundTlsLabels(ctx.identity !== null, undefined),
+        true,
       );
       listeners.push(l);
       inboundAddr = l.addr;

@@ -24,6 +24,7 @@ import type { HttpSeries } from '../metrics/proxy-metrics.js';
 import type { InboundAuthz } from '../policy/inbound-authz.js';
 import type { ConnectTarget } from '../tcp/connect.js';
 import { type Detected, detectProtocol, detectResultLabel } from '../tcp/detect.js';
+import { labelAccepted } from '../tcp/listener.js';
 import { joinSockets } from '../tcp/opaque.js';
 import { newMeshTlsServer } from '../tls/mesh-tls-server.js';
 import { type PeerInfo, plaintextPeer } from '../tls/peer-info.js';
@@ -139,7 +140,8 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
 
   // Mesh TLS is terminated only by a proxy with an identity; without one it is the app's TLS.
   const meshTls = ctx.identity
-    ? newMeshTlsServer(ctx.identity, metrics, log, (socket, peer) => {
+    ? newMeshTlsServer(ctx.identity, metrics, log, (socket, peer, raw) => {
+        if (raw) labelAccepted(raw, inboundTlsLabels(identityEnabled, peer));
         void detectProtocol(socket, config.detectTimeoutMs, true).then((d) => {
           metrics.detected('inbound', detectResultLabel(d));
           serve(socket, d, peer);
@@ -149,6 +151,10 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
 
   /** Serves a connection (plaintext, or decrypted mesh TLS) by what detection found on it. */
   function serve(socket: net.Socket, d: Detected, peer: PeerInfo): void {
+    // The accepted connection's own TLS labels: plaintext unless it turns out to be mesh TLS
+    // (counted when terminated, above). A decrypted stream is not an accepted socket: no-op.
+    if (d.kind !== 'mesh-tls' || !meshTls || peer.tls)
+      labelAccepted(socket, inboundTlsLabels(identityEnabled, peer));
     // A Server declared opaque authorizes (and carries) connections, never HTTP requests.
     if ((d.kind === 'h1' || d.kind === 'h2') && authz?.isOpaque(appPort))
       return void forwardOpaque(socket, appPort, peer);
@@ -198,6 +204,7 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
       const peer = plaintextPeer(socket);
       if (skipDetection && !meshTls) {
         metrics.detected('inbound', 'skipped');
+        labelAccepted(socket, inboundTlsLabels(identityEnabled, peer));
         void forwardOpaque(socket, appPort, peer);
         return;
       }
@@ -208,7 +215,10 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
         void detectProtocol(socket, config.detectTimeoutMs, false).then((d) => {
           metrics.detected('inbound', d.kind === 'mesh-tls' ? 'mesh-tls' : 'skipped');
           if (d.kind === 'mesh-tls') meshTls!.terminate(socket);
-          else void forwardOpaque(socket, appPort, peer);
+          else {
+            labelAccepted(socket, inboundTlsLabels(identityEnabled, peer));
+            void forwardOpaque(socket, appPort, peer);
+          }
         });
         return;
       }

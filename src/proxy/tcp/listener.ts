@@ -6,7 +6,20 @@
 import net from 'node:net';
 import type { HostPort } from '../../lib/addr.js';
 import { listenOn } from '../../lib/listen.js';
-import type { Direction, ProxyMetrics } from '../metrics/proxy-metrics.js';
+import type { Direction, ProxyMetrics, TcpSeries } from '../metrics/proxy-metrics.js';
+import type { TlsLabels } from '../tls/tls-labels.js';
+
+/** Accepted connections whose TLS labels wait for the stack: how each is counted once known. */
+const labellers = new WeakMap<net.Socket, (t: TlsLabels) => void>();
+
+/**
+ * Counts an accepted connection (tcp_open_total, tcp_open_connections, peer="src") with the TLS
+ * labels its stack found: mTLS terminated with a client identity, or plaintext. Only the first
+ * call counts; a connection of a listener with fixed labels is not affected.
+ */
+export function labelAccepted(socket: net.Socket, t: TlsLabels): void {
+  labellers.get(socket)?.(t);
+}
 
 export interface Listener {
   readonly server: net.Server;
@@ -18,12 +31,18 @@ export interface Listener {
   destroyAll(): void;
 }
 
+/**
+ * `labels`: each accepted connection's TLS labels, or, with `labelledLater`, those of one that
+ * closes before its stack called labelAccepted (detection or the handshake never finished).
+ */
 export function listen(
   at: HostPort,
   direction: Direction,
   metrics: ProxyMetrics,
   maxConnections: number,
   onSocket: (socket: net.Socket) => void,
+  labels: TlsLabels,
+  labelledLater = false,
 ): Promise<Listener> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
@@ -33,10 +52,17 @@ export function listen(
       return;
     }
     sockets.add(socket);
-    const closed = metrics.tcp(direction, 'src', '', 'false').open();
+    let closed: ReturnType<TcpSeries['open']> | undefined;
+    const count = (t: TlsLabels) => {
+      labellers.delete(socket);
+      closed = metrics.tcp(direction, 'src', '', t.tls, t.extra).open();
+    };
+    if (labelledLater) labellers.set(socket, count);
+    else count(labels);
     socket.once('close', (hadError) => {
       sockets.delete(socket);
-      closed(socket.bytesRead, socket.bytesWritten, hadError ? 'error' : undefined);
+      if (!closed) count(labels);
+      closed!(socket.bytesRead, socket.bytesWritten, hadError ? 'error' : undefined);
     });
     socket.on('error', () => {});
     onSocket(socket);

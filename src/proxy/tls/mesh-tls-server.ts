@@ -22,8 +22,8 @@ import type { PeerInfo } from './peer-info.js';
 export interface MeshTlsServer {
   /**
    * Takes over `socket` (paused, with the ClientHello still unread in it). Calls the `onSecure`
-   * given at construction with the decrypted stream and the verified peer once the handshake
-   * completed; otherwise closes the socket and counts `tcp_refused_total{reason="tls_handshake"}`.
+   * given at construction with the decrypted stream, the verified peer and `socket` once the
+   * handshake completed; otherwise closes the socket and counts `tcp_refused_total{reason="tls_handshake"}`.
    */
   terminate(socket: net.Socket): void;
 }
@@ -35,7 +35,7 @@ export function newMeshTlsServer(
   identity: LocalIdentity,
   metrics: ProxyMetrics,
   log: Logger,
-  onSecure: (socket: tls.TLSSocket, peer: PeerInfo) => void,
+  onSecure: (socket: tls.TLSSocket, peer: PeerInfo, raw: net.Socket | undefined) => void,
 ): MeshTlsServer {
   const server = tls.createServer({
     requestCert: true,
@@ -59,7 +59,7 @@ export function newMeshTlsServer(
       return;
     }
     socket.on('error', () => {});
-    onSecure(socket, { tls: true, clientId: ids[0], remoteAddr: socket.remoteAddress ?? '' });
+    onSecure(socket, { tls: true, clientId: ids[0], remoteAddr: socket.remoteAddress ?? '' }, raw);
   });
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
     log.debug('mesh tls handshake refused', {
