@@ -14,10 +14,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import tls from 'node:tls';
 import { stringify } from 'yaml';
 import type { RunningControlPlane } from '../src/control/control-plane.js';
 import { parseHostPort } from '../src/lib/addr.js';
 import { newLogger } from '../src/lib/log.js';
+import { MESH_ALPN } from '../src/proxy/tls/mesh-alpn.js';
 import {
   type EchoBody,
   grpcClient,
@@ -241,6 +243,11 @@ describe('two proxies with identities', { timeout: 120_000 }, () => {
         sampleSum(t, 'tcp_open_total', { direction: 'inbound', peer: 'dst', tls: 'true', client_id: WEB }),
         1,
       );
+      // An opaque app port: no protocol detection, only the mesh's ClientHello looked for.
+      assert.equal(
+        sampleSum(t, 'tcp_open_total', { direction: 'inbound', peer: 'src', tls: 'true', client_id: WEB }),
+        1,
+      );
     });
   });
 
@@ -326,6 +333,30 @@ describe('two proxies with identities', { timeout: 120_000 }, () => {
       assert.equal(sampleSum(await outH2.metrics(), 'response_total', labels), 1);
     });
     assert.equal(httpApp.requestCount(), before);
+  });
+
+  it('counts a refused mesh-TLS handshake as refused, not as an accepted plaintext connection', async () => {
+    const plainSrc = { direction: 'inbound', peer: 'src', tls: 'false' };
+    const refused = { direction: 'inbound', reason: 'tls_handshake' };
+    const i0 = await inBooks.metrics();
+    const [plainBefore, refusedBefore] = [
+      sampleSum(i0, 'tcp_open_total', plainSrc),
+      sampleSum(i0, 'tcp_refused_total', refused),
+    ];
+    // The mesh's ALPN, but no client certificate: the inbound proxy ends the handshake.
+    const { host, port } = parseHostPort(inBooks.inbound!);
+    await new Promise<void>((resolve) => {
+      const s = tls.connect({ host, port, ALPNProtocols: [MESH_ALPN], rejectUnauthorized: false });
+      s.on('error', () => {});
+      s.on('close', () => resolve());
+      s.on('secureConnect', () => s.write('GET / HTTP/1.1\r\n\r\n'));
+      s.setTimeout(10_000, () => s.destroy());
+    });
+    await eventually(async () => {
+      const i = await inBooks.metrics();
+      assert.equal(sampleSum(i, 'tcp_refused_total', refused), refusedBefore + 1);
+      assert.equal(sampleSum(i, 'tcp_open_total', plainSrc), plainBefore);
+    });
   });
 });
 

@@ -131,7 +131,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
         inbound.accept,
         // Known once mTLS is terminated or the connection found to be plaintext (inbound-stack.ts).
         inboundTlsLabels(ctx.identity !== null, undefined),
-        true,
+        ctx.identity !== null,
       );
       listeners.push(l);
       inboundAddr = l.addr;

@@ -24,7 +24,7 @@ import type { HttpSeries } from '../metrics/proxy-metrics.js';
 import type { InboundAuthz } from '../policy/inbound-authz.js';
 import type { ConnectTarget } from '../tcp/connect.js';
 import { type Detected, detectProtocol, detectResultLabel } from '../tcp/detect.js';
-import { labelAccepted } from '../tcp/listener.js';
+import { countOnlyIfLabelled, labelAccepted } from '../tcp/listener.js';
 import { joinSockets } from '../tcp/opaque.js';
 import { newMeshTlsServer } from '../tls/mesh-tls-server.js';
 import { type PeerInfo, plaintextPeer } from '../tls/peer-info.js';
@@ -167,8 +167,10 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
         break;
       case 'mesh-tls':
         // Only on the outer connection: mesh TLS inside mesh TLS is the app's business.
-        if (meshTls && !peer.tls) meshTls.terminate(socket);
-        else void forwardOpaque(socket, appPort, peer);
+        if (meshTls && !peer.tls) {
+          countOnlyIfLabelled(socket);
+          meshTls.terminate(socket);
+        } else void forwardOpaque(socket, appPort, peer);
         break;
       case 'transport': {
         const port = d.header.port === 0 ? appPort : d.header.port;
@@ -214,8 +216,10 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
         // server-first protocol waits out the detect timeout before the app is connected.
         void detectProtocol(socket, config.detectTimeoutMs, false).then((d) => {
           metrics.detected('inbound', d.kind === 'mesh-tls' ? 'mesh-tls' : 'skipped');
-          if (d.kind === 'mesh-tls') meshTls!.terminate(socket);
-          else {
+          if (d.kind === 'mesh-tls') {
+            countOnlyIfLabelled(socket);
+            meshTls!.terminate(socket);
+          } else {
             labelAccepted(socket, inboundTlsLabels(identityEnabled, peer));
             void forwardOpaque(socket, appPort, peer);
           }

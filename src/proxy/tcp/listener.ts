@@ -21,6 +21,18 @@ export function labelAccepted(socket: net.Socket, t: TlsLabels): void {
   labellers.get(socket)?.(t);
 }
 
+/** Accepted connections that are counted only if labelled (their handshake completes). */
+const onlyIfLabelled = new WeakSet<net.Socket>();
+
+/**
+ * A connection that turned out to be mesh TLS: counted once its handshake is done (labelAccepted),
+ * not at all if the handshake fails (tcp_refused_total counts that), as Linkerd's proxy counts
+ * accepted connections only after TLS detection and termination.
+ */
+export function countOnlyIfLabelled(socket: net.Socket): void {
+  if (labellers.has(socket)) onlyIfLabelled.add(socket);
+}
+
 export interface Listener {
   readonly server: net.Server;
   /** The bound address (with the real port when 0 was asked for). */
@@ -61,7 +73,10 @@ export function listen(
     else count(labels);
     socket.once('close', (hadError) => {
       sockets.delete(socket);
-      if (!closed) count(labels);
+      if (!closed) {
+        if (onlyIfLabelled.has(socket)) return void labellers.delete(socket);
+        count(labels);
+      }
       closed!(socket.bytesRead, socket.bytesWritten, hadError ? 'error' : undefined);
     });
     socket.on('error', () => {});

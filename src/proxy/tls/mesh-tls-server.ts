@@ -49,7 +49,7 @@ export function newMeshTlsServer(
   const served = new WeakSet<net.Socket>();
 
   server.on('secureConnection', (socket: tls.TLSSocket) => {
-    const raw = pending.get(`${socket.remoteAddress}:${socket.remotePort}`);
+    const raw = pending.get(connectionKey(socket));
     if (raw) served.add(raw);
     const ids = peerIds(socket);
     if (ids.length !== 1) {
@@ -83,7 +83,7 @@ export function newMeshTlsServer(
         socket.destroy();
         return;
       }
-      const key = `${socket.remoteAddress}:${socket.remotePort}`;
+      const key = connectionKey(socket);
       pending.set(key, socket);
       socket.once('close', () => {
         if (pending.get(key) === socket) pending.delete(key);
@@ -96,6 +96,11 @@ export function newMeshTlsServer(
       server.emit('connection', socket);
     },
   };
+}
+
+/** A TCP connection's two ends: the TLS socket reports its TCP socket's (getpeername/getsockname). */
+function connectionKey(socket: net.Socket): string {
+  return `${socket.remoteAddress}:${socket.remotePort}>${socket.localAddress}:${socket.localPort}`;
 }
 
 /** The URI SANs of the verified client certificate. */
