@@ -144,7 +144,10 @@ describe('policy for `weft run` workloads', () => {
       ]);
       return parseCurlWrite(r.stdout, ['http_code']).values.http_code;
     };
-    await eventually(async () => assert.equal(await viaMesh(), '200'));
+    // Until the Server and its policy reach books' proxy, the namespace default (deny) applies and
+    // each attempt can take seconds to fail; one fresh-clone CI run on this 2-core machine needed
+    // more than 10 s here (every other run: under 1 s), hence the same margin as registration.
+    await eventually(async () => assert.equal(await viaMesh(), '200'), { timeoutMs: 30_000 });
     // The Server and its policy arrived: a client without an identity is refused.
     await eventually(async () => {
       const direct = await httpFrom('127.0.0.1', books.inbound, '/');
