@@ -15,11 +15,37 @@ import { BadRequestError, ConnectError, PeerError, ShuttingDownError } from '../
 import { isEndpointFailure } from '../balance/endpoint-balancer.js';
 import { IdentityNotReadyError } from '../identity/identity-errors.js';
 import { fullGc } from '../native-memory-gc.js';
-import { type Connector, newTcpConnector } from '../tcp/connect.js';
+import { type Connector, type ConnectTarget, newTcpConnector } from '../tcp/connect.js';
 import type { RequestHead, SendHooks } from './exchange.js';
 import { h1Send, newH1Client } from './upstream-h1.js';
 
 const HOOKS: SendHooks = { onInformational() {}, requestTrailers: () => undefined, onCancel() {} };
+
+/** Hooks that keep the cancel function the client registers, for the test to call. */
+function cancellable(): { hooks: SendHooks; cancel: () => void } {
+  let registered: (() => void) | undefined;
+  return {
+    hooks: { ...HOOKS, onCancel: (c) => (registered = c) },
+    cancel: () => {
+      assert.ok(registered, 'the client registered no cancel function');
+      registered();
+    },
+  };
+}
+
+/** A client for `srv` (at most `maxSockets` connections to it), closed after the test. */
+function sendTo(srv: { target: ConnectTarget }, maxSockets = 8) {
+  return h1Send(testClient(maxSockets), srv.target);
+}
+
+/** Resolves when `body` closes; fails the test if it has not within 2 s. */
+function closesSoon(body: NodeJS.ReadableStream): Promise<void> {
+  const closed = new Promise<void>((r) => body.once('close', () => r()));
+  return Promise.race([
+    closed,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the body never closed')), 2000)),
+  ]);
+}
 
 let server: http.Server;
 let port = 0;
@@ -161,12 +187,7 @@ test('a queued request its client cancels leaves the queue at once; the others a
   const send = h1Send(client, target());
   let open!: () => void;
   gate = new Promise((r) => (open = r));
-  let cancel!: () => void;
-  const hooks: SendHooks = {
-    onInformational() {},
-    requestTrailers: () => undefined,
-    onCancel: (c) => (cancel = c),
-  };
+  const { hooks, cancel } = cancellable();
   try {
     const first = call(send, head('GET', '/first'));
     const queued = send(head('GET', '/queued'), null, hooks);
@@ -272,8 +293,7 @@ test('chunked responses keep their trailers; repeated fields join as node:http j
         '5\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n',
     ),
   );
-  const client = testClient(8);
-  const up = await h1Send(client, srv.target)(head(), null, HOOKS);
+  const up = await sendTo(srv)(head(), null, HOOKS);
   assert.deepEqual(up.headers['set-cookie'], ['a=1', 'b=2']);
   assert.equal(up.headers.vary, 'x, y');
   assert.equal(up.headers['content-type'], 'text/plain', 'the first copy wins, as in node:http');
@@ -286,8 +306,7 @@ test('a body delimited by the close is complete, and the connection is not reuse
   const srv = await rawServer((_req, s) =>
     s.end('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end'),
   );
-  const client = testClient(8);
-  const send = h1Send(client, srv.target);
+  const send = sendTo(srv);
   for (const _ of [1, 2]) {
     const up = await send(head(), null, HOOKS);
     assert.equal(await readAll(up.body), 'until the end');
@@ -303,8 +322,7 @@ test('the response to HEAD has no body, and its connection serves the next reque
         : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
     ),
   );
-  const client = testClient(8);
-  const send = h1Send(client, srv.target);
+  const send = sendTo(srv);
   const h = await send(head('HEAD'), null, HOOKS);
   assert.equal(h.headers['content-length'], '1000');
   assert.equal(await readAll(h.body), '');
@@ -317,8 +335,7 @@ test('a response cut short ends its body without "end"; a malformed one fails as
     if (req.includes('/short')) s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this');
     else s.end('HTTP/1.1 2000 What\r\n\r\n');
   });
-  const client = testClient(8);
-  const send = h1Send(client, srv.target);
+  const send = sendTo(srv);
   const up = await send(head('GET', '/short'), null, HOOKS);
   const ended = await new Promise<boolean>((resolve) => {
     up.body.on('data', () => {});
@@ -340,11 +357,10 @@ test('a body of unknown length goes out chunked; 100 Continue reaches the exchan
     seen += req;
     if (seen.endsWith('\r\n0\r\n\r\n')) s.write('HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n');
   }, true);
-  const client = testClient(8);
   let continued = 0;
   const body = Readable.from([Buffer.from('ab'), Buffer.alloc(0), Buffer.from('cde')]);
   const h = { ...head('POST', '/upload'), hasBody: true, headers: { expect: '100-continue' } };
-  const up = await h1Send(client, srv.target)(h, body, {
+  const up = await sendTo(srv)(h, body, {
     onInformational: (status) => status === 100 && continued++,
     requestTrailers: () => undefined,
     onCancel() {},
@@ -362,10 +378,9 @@ test("a chunked body ends with the request's trailers; a field that cannot be wr
     seen += req;
     if (/\r\n0\r\n(?:[^\r]+\r\n)*\r\n$/.test(seen)) s.write('HTTP/1.1 204 No Content\r\n\r\n');
   }, true);
-  const client = testClient(8);
   const h = { ...head('POST', '/upload'), hasBody: true };
   const trailers = { 'x-sum': 'abc', 'x-list': ['1', '2'], 'x-evil': 'a\r\nx-injected: 1', 'bad name': 'x' };
-  const up = await h1Send(client, srv.target)(h, Readable.from([Buffer.from('ab')]), {
+  const up = await sendTo(srv)(h, Readable.from([Buffer.from('ab')]), {
     ...HOOKS,
     requestTrailers: () => trailers,
   });
@@ -411,10 +426,9 @@ async function echoServer(gate: () => Promise<void> = async () => {}) {
 
 test('chunks larger than the socket buffer keep their framing, on a connection still connecting', async () => {
   const srv = await echoServer();
-  const client = testClient(8);
   const big = (c: string) => Buffer.alloc(20_000, c);
   const body = Readable.from([big('a'), big('b'), big('c')]);
-  const up = await h1Send(client, srv.target)({ ...head('POST', '/big'), hasBody: true }, body, HOOKS);
+  const up = await sendTo(srv)({ ...head('POST', '/big'), hasBody: true }, body, HOOKS);
   assert.equal(up.status, 200);
   assert.equal(await readAll(up.body), 'POST /big 60000 aaaaaaaa');
 });
@@ -423,8 +437,7 @@ test('a request queued behind a response that closes its connection gets a new c
   const srv = await rawServer((req, s) =>
     s.end(`HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n${req[5]}!`),
   );
-  const client = testClient(1);
-  const send = h1Send(client, srv.target);
+  const send = sendTo(srv, 1);
   const answers = await Promise.all(
     ['/a', '/b', '/c'].map(async (path) => readAll((await send(head('GET', path), null, HOOKS)).body)),
   );
@@ -462,8 +475,7 @@ test('the method goes out upper-cased, as node:http sent it', async () => {
     seen = req;
     s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
   });
-  const client = testClient(8);
-  await h1Send(client, srv.target)(head('get', '/lower'), null, HOOKS);
+  await sendTo(srv)(head('get', '/lower'), null, HOOKS);
   assert.match(seen, /^GET \/lower HTTP\/1\.1\r\n/);
 });
 
@@ -534,19 +546,12 @@ test("an exception from the response body's consumer fails that connection, not 
 test('a client that leaves after the whole response arrived, before reading it, still closes the body', async () => {
   const srv = await rawServer((_req, s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
   const client = testClient(8);
-  let cancel!: () => void;
-  const up = await h1Send(client, srv.target)(head(), null, {
-    onInformational() {},
-    requestTrailers: () => undefined,
-    onCancel: (c) => (cancel = c),
-  });
+  const { hooks, cancel } = cancellable();
+  const up = await h1Send(client, srv.target)(head(), null, hooks);
   await new Promise((r) => setTimeout(r, 20)); // the body is all in, unread
-  const closed = new Promise<void>((r) => up.body.once('close', () => r()));
+  const closed = closesSoon(up.body);
   cancel();
-  await Promise.race([
-    closed,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the body never closed')), 2000)),
-  ]);
+  await closed;
 });
 
 test('bytes after a response (a 204 with a body) fail it and not the request queued behind it', async () => {
@@ -557,8 +562,7 @@ test('bytes after a response (a 204 with a body) fail it and not the request que
         : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
     ),
   );
-  const client = testClient(1);
-  const send = h1Send(client, srv.target);
+  const send = sendTo(srv, 1);
   const first = send(head('GET', '/no-content'), null, HOOKS).then((up) => up.status);
   const queued = send(head('GET', '/next'), null, HOOKS).then(async (up) => readAll(up.body));
   assert.equal(await first, 204);
@@ -586,8 +590,7 @@ test('a 1xx response never has a body, whatever its fields say', async () => {
       'HTTP/1.1 150 Whatever\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
     ),
   );
-  const client = testClient(8);
-  const up = await h1Send(client, srv.target)(head(), null, HOOKS);
+  const up = await sendTo(srv)(head(), null, HOOKS);
   assert.equal(up.status, 200);
   assert.equal(await readAll(up.body), 'ok');
 });
@@ -599,8 +602,7 @@ test('a body delimited by the close and cut short by a reset does not look compl
     s.write('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npartial-');
     setTimeout(() => s.resetAndDestroy(), 50);
   });
-  const client = testClient(8);
-  const up = await h1Send(client, srv.target)(head(), null, HOOKS);
+  const up = await sendTo(srv)(head(), null, HOOKS);
   const ended = await new Promise<boolean>((resolve) => {
     up.body.on('data', () => {});
     up.body.on('error', () => {});
@@ -614,24 +616,17 @@ test('a response that came whole before the request body ended still closes when
     s.write('HTTP/1.1 413 Too Large\r\nContent-Length: 4\r\n\r\nnope'),
   );
   const client = testClient(8);
-  let cancel!: () => void;
+  const { hooks, cancel } = cancellable();
   const body = new PassThrough();
   body.write('still uploading');
   try {
     const h = { ...head('POST', '/upload'), hasBody: true };
-    const up = await h1Send(client, srv.target)(h, body, {
-      onInformational() {},
-      requestTrailers: () => undefined,
-      onCancel: (c) => (cancel = c),
-    });
+    const up = await h1Send(client, srv.target)(h, body, hooks);
     assert.equal(up.status, 413);
     await new Promise((r) => setTimeout(r, 20)); // all of it in, unread; the upload never ends
-    const closed = new Promise<void>((r) => up.body.once('close', () => r()));
+    const closed = closesSoon(up.body);
     cancel();
-    await Promise.race([
-      closed,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the body never closed')), 2000)),
-    ]);
+    await closed;
   } finally {
     body.destroy();
   }

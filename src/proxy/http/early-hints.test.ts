@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { earlyHints, splitLinks } from './downstream-h1.js';
+import { earlyHints, splitLinks } from './early-hints.js';
 
 test('a Link field splits at the commas between links, not at those inside <> or quoted strings', () => {
   assert.deepEqual(splitLinks('</a.css>; rel=preload; as=style, </b.js>; rel=preload; as=script'), [
