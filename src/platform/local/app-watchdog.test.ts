@@ -62,6 +62,10 @@ describe('app watchdog', () => {
     await eventually(() => assert.ok(!isProcessRunning(leader.pid as number)), { intervalMs: 10 });
     const ms = performance.now() - from;
     assert.ok(ms >= 250, `the TERM-ignoring shell went after ${ms} ms, before the grace`);
-    assert.ok(!isProcessRunning(child));
+    // One group SIGKILL reaches both, but each dies when the scheduler next runs it: on a busy
+    // machine the shell can be seen gone a moment before its sleep child (one CI run did).
+    await eventually(() => assert.ok(!isProcessRunning(child), 'the sleep child still runs'), {
+      timeoutMs: 2000,
+    });
   });
 });
