@@ -2,7 +2,9 @@
  * `node dist/bench/bench-report.js RUN_DIR`: the targets of issue 5, computed from one
  * `npm run bench` run (bench/run.sh). Reads what the run left in RUN_DIR: the shared driver's
  * results.tsv, mesh-check.json (mTLS/policy checks and idle RSS per Weft proxy), weft-hops/
- * (each Weft hop's last VmRSS/VmHWM, RssAnon/RssFile and largest RssAnon sample), balance.tsv and control/*.json when they were run. Writes
+ * (each Weft hop's last VmRSS/VmHWM, RssAnon/RssFile and largest RssAnon sample), node-floor.json
+ * (what Node itself holds idle, bench/node-floor.ts), balance.tsv and control/*.json when they
+ * were run. Writes
  * RUN_DIR/results.json (everything, by path) and RUN_DIR/targets.md, and prints the latter.
  *
  * Ratios are Weft over haproxy with mTLS (haproxy-mtls, h2-haproxy-mtls) from the same run. A
@@ -90,6 +92,13 @@ interface MeshCheck {
   }[];
 }
 const meshCheck = readJson<MeshCheck>('mesh-check.json');
+
+/** bench/node-floor.ts: idle VmRSS of bare node and of the smallest Node TLS server and client. */
+interface NodeFloor {
+  bare: { rss_kb: number; anon_kb: number; file_kb: number };
+  tls: { rss_kb: number; anon_kb: number; file_kb: number };
+}
+const nodeFloor = readJson<NodeFloor>('node-floor.json');
 
 interface MeshedCounts {
   /** From the hop's last metrics scrape: requests over mTLS (tls="true"), all requests, policy allows. */
@@ -420,6 +429,14 @@ if (meshCheck) {
       `- ${r.proto} idle RSS: outbound ${fmt(r.outbound_kb / 1024, 1)} MiB${split(r.outbound_anon_kb, r.outbound_file_kb)}, inbound ${fmt(r.inbound_kb / 1024, 1)} MiB${split(r.inbound_anon_kb, r.inbound_file_kb)}`,
     );
 }
+if (nodeFloor)
+  lines.push(
+    '',
+    "Node floor (bench/node-floor.ts; the proxy's node flags; VmRSS after the requests and 3 s idle, as in the mesh check):",
+    '',
+    `- bare node: ${fmt(nodeFloor.bare.rss_kb / 1024, 1)} MiB${split(nodeFloor.bare.anon_kb, nodeFloor.bare.file_kb)}`,
+    `- the smallest Node TLS server and client, 200 HTTP/1.1 and 200 HTTP/2 requests, nothing else: ${fmt(nodeFloor.tls.rss_kb / 1024, 1)} MiB${split(nodeFloor.tls.anon_kb, nodeFloor.tls.file_kb)}`,
+  );
 if (Object.keys(hops).length) {
   lines.push(
     '',
@@ -443,6 +460,7 @@ const json = {
   noisePct: NOISE_PCT,
   paths,
   meshCheck,
+  nodeFloor,
   weftHops: hops,
   balance,
   // Without the per-subscriber latencies of every change (in control/*.json).

@@ -20,6 +20,8 @@
 #    the targets are about) marks the HTTP/1.1 service and its Server opaque, so the Weft hops
 #    relay its bytes over mTLS, policy checked per connection, without parsing HTTP: the floor
 #    of a Node relay on this machine. It skips the mesh check (which looks at HTTP metrics).
+#    Before the driver, bench/node-floor.ts measures bare node's idle RSS and that of the smallest
+#    Node TLS HTTP/1.1 + HTTP/2 server and client, beside the idle-RSS target (node-floor.json).
 # 5. bench/bench-report.ts: results.json and targets.md (ratios against haproxy-mtls and
 #    h2-haproxy-mtls from the same run, pass/fail, noisy rows marked).
 #
@@ -134,6 +136,11 @@ if [[ ${PROFILE:-0} == 1 ]]; then
   exit 0
 fi
 
+# What Node itself costs in memory, for the idle-RSS target's row (bench/node-floor.ts).
+log "node floor: bare node, and the smallest Node TLS HTTP/1.1 + HTTP/2 server and client"
+taskset -c "$WEFT_BENCH_AUX_CPU" node "$REPO/dist/bench/node-floor.js" "$STATE/node-floor.json" >&2 ||
+  log "WARNING: the node floor was not measured"
+
 hop="bash $(printf '%q' "$REPO/bench/weft-hop.sh")"
 export CUSTOM_OUT_CMD=${CUSTOM_OUT_CMD:-"$hop out @LISTEN@ @TARGET@ @CERTS@ @PROTO@"}
 export CUSTOM_IN_CMD=${CUSTOM_IN_CMD:-"$hop in @LISTEN@ @TARGET@ @CERTS@ @PROTO@"}
@@ -166,6 +173,7 @@ RUN_DIR=$(find "$OUT_DIR" -maxdepth 1 -type d -name 'run-*' -newer "$STATE/drive
 [[ -n $RUN_DIR ]] || die "the driver made no run directory (exit code $rc)"
 ((rc == 0)) || log "WARNING: the driver exited with $rc; reporting what it measured"
 [[ ${H1_OPAQUE:-0} == 1 ]] || cp -r "$STATE"/mesh-check* "$RUN_DIR/"
+cp "$STATE/node-floor.json" "$RUN_DIR/" 2>/dev/null || true
 cp -r "$WEFT_BENCH_HOPS_DIR" "$RUN_DIR/weft-hops"
 cp "$STATE/control.log" "$RUN_DIR/logs/weft-control.log" 2>/dev/null || true
 stop_pid "$CONTROL_PID"
