@@ -1,7 +1,12 @@
 /** The client's side of an exchange when the client speaks HTTP/2 (h2c, gRPC, or the mesh). */
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { BadRequestError, type WeftError } from '../../lib/errors.js';
-import type { Downstream, RequestHead, UpstreamResponse } from './exchange.js';
+import {
+  type Downstream,
+  type RequestHead,
+  requestMayHaveTrailers,
+  type UpstreamResponse,
+} from './exchange.js';
 import { pump } from './h2-pump.js';
 import {
   endToEndHeaders,
@@ -49,8 +54,9 @@ export function h2RequestHead(
 export function h2Downstream(stream: ServerHttp2Stream, head: RequestHead): Downstream {
   let trailers: Headers | undefined;
   if (!head.hasBody) stream.resume();
-  // Fires once, before the body's end, when the client ends its request with a trailer section.
-  else stream.on('trailers', (t) => (trailers = endToEndHeaders(t)));
+  // Fires once, before the body's end, when the client ends its request with a trailer section;
+  // not listened for where the next hop would not wait for any (a listener per gRPC request).
+  else if (requestMayHaveTrailers(head)) stream.on('trailers', (t) => (trailers = endToEndHeaders(t)));
   return {
     head,
     body: head.hasBody ? stream : null,

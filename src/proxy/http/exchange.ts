@@ -24,6 +24,19 @@ export interface RequestHead {
   readonly timeoutMs: number;
 }
 
+/**
+ * Whether a request's body can end with trailers, which is when the proxy listens for them and
+ * the next hop waits for them (a write of its own per request on HTTP/2): not gRPC (its requests
+ * never have any), nor an HTTP/1 body of known length (only chunked coding carries trailers).
+ */
+export function requestMayHaveTrailers(head: RequestHead): boolean {
+  return (
+    head.hasBody &&
+    !head.grpc &&
+    (head.origProto === 'HTTP/2' || head.headers['content-length'] === undefined)
+  );
+}
+
 /** A response coming back from the next hop. `body` ends after the last byte. */
 export interface UpstreamResponse {
   readonly status: number;

@@ -3,7 +3,13 @@ import http2, { type OutgoingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { ConnectError, PeerError } from '../../lib/errors.js';
 import type { ConnectTarget } from '../tcp/connect.js';
-import type { RequestHead, Send, SendHooks, UpstreamResponse } from './exchange.js';
+import {
+  type RequestHead,
+  requestMayHaveTrailers,
+  type Send,
+  type SendHooks,
+  type UpstreamResponse,
+} from './exchange.js';
 import type { H2Pool } from './h2-pool.js';
 import { pump } from './h2-pump.js';
 import { endToEndHeaders, type Headers, NO_FIELDS, ORIG_PROTO_HEADER } from './headers.js';
@@ -20,16 +26,11 @@ export function h2Send(pool: H2Pool, target: ConnectTarget, markOrigProto: boole
 
 // Node copies the options of every request; sharing these saves building one per request.
 const WITH_BODY = Object.freeze({ endStream: false });
-// A body that may end with trailers. Waiting for them costs a write of its own per request (END_STREAM
-// on an empty DATA frame when there are none, instead of on the last DATA), so only requests that
-// can carry trailers wait: not gRPC (its requests never have any), nor an HTTP/1 body of known length
-// (only chunked coding carries trailers).
+// A body that may end with trailers (requestMayHaveTrailers). Waiting for them costs a write of its
+// own per request (END_STREAM on an empty DATA frame when there are none, instead of on the last
+// DATA), so only those requests wait.
 const WITH_BODY_AND_TRAILERS = Object.freeze({ endStream: false, waitForTrailers: true });
 const WITHOUT_BODY = Object.freeze({ endStream: true });
-
-function mayHaveTrailers(head: RequestHead): boolean {
-  return !head.grpc && (head.origProto === 'HTTP/2' || head.headers['content-length'] === undefined);
-}
 
 /**
  * One stream to the next hop. A stream the peer refused (GOAWAY while draining, stream limit)
@@ -56,7 +57,7 @@ function sendOnce(
   const src = head.headers;
   for (const name in src) headers[name] = src[name];
   if (markOrigProto && head.origProto !== 'HTTP/2') headers[ORIG_PROTO_HEADER] = head.origProto;
-  const trailersToo = head.hasBody && mayHaveTrailers(head);
+  const trailersToo = requestMayHaveTrailers(head);
   return new Promise((resolve, reject) => {
     let stream: http2.ClientHttp2Stream;
     try {
@@ -82,12 +83,12 @@ function sendOnce(
       else reject(new PeerError('stream refused'));
     };
     hooks.onCancel(() => !stream.destroyed && stream.close(NGHTTP2_CANCEL));
-    // Only a request that asked for 100 Continue can get one; gRPC never does. Other 1xx
-    // (103 Early Hints) come as 'headers' before the response ('continue' has the 100s).
-    if (head.headers.expect !== undefined) stream.on('continue', () => hooks.onInformational(100, NO_FIELDS));
+    // Every 1xx before the response comes as 'headers' (Node emits 'continue' for a 100 as well):
+    // one listener for 100 Continue, 103 Early Hints and the rest.
     stream.on('headers', (h) => {
       const status = Number(h[':status']);
-      if (!settled && status > 100 && status < 200) hooks.onInformational(status, endToEndHeaders(h));
+      if (!settled && status >= 100 && status < 200)
+        hooks.onInformational(status, status === 100 ? NO_FIELDS : endToEndHeaders(h));
     });
     // Each of these fires once per stream, and the stream is dropped after: `on`, no once-wrapper.
     stream.on('trailers', (t) => (trailers = endToEndHeaders(t)));
