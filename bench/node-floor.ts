@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROXY_NODE_FLAGS } from '../src/proxy/node-flags.js';
+import { readStatusKb } from './proc-stats.js';
 
 const REQUESTS = 200;
 const IDLE_MS = 3000;
@@ -32,9 +33,8 @@ interface Rss {
 }
 
 function ownRss(): Rss {
-  const status = readFileSync('/proc/self/status', 'utf8');
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1]);
-  return { rss_kb: kb('VmRSS'), anon_kb: kb('RssAnon'), file_kb: kb('RssFile') };
+  const kb = readStatusKb('self', ['VmRSS', 'RssAnon', 'RssFile']);
+  return { rss_kb: kb.VmRSS, anon_kb: kb.RssAnon, file_kb: kb.RssFile };
 }
 
 /** The `tls` process: serve and call itself over TLS in both protocols, then report after quiet. */

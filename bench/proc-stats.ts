@@ -9,15 +9,25 @@ export interface MemorySample {
   readonly hwmBytes: number;
 }
 
-/** VmRSS and VmHWM of `pid` from /proc/<pid>/status; throws if the process is gone. */
-export function readMemory(pid: number): MemorySample {
+/** Fields of /proc/<pid>/status in kB (e.g. VmRSS, RssAnon); throws if the process is gone. */
+export function readStatusKb<F extends string>(
+  pid: number | 'self',
+  fields: readonly F[],
+): Record<F, number> {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string) => {
+  const out = {} as Record<F, number>;
+  for (const field of fields) {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
     if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
-    return Number(m[1]) * 1024;
-  };
-  return { rssBytes: kib('VmRSS'), hwmBytes: kib('VmHWM') };
+    out[field] = Number(m[1]);
+  }
+  return out;
+}
+
+/** VmRSS and VmHWM of `pid` from /proc/<pid>/status; throws if the process is gone. */
+export function readMemory(pid: number): MemorySample {
+  const { VmRSS, VmHWM } = readStatusKb(pid, ['VmRSS', 'VmHWM']);
+  return { rssBytes: VmRSS * 1024, hwmBytes: VmHWM * 1024 };
 }
 
 let clockTicksPerSecond: number | undefined;
