@@ -138,7 +138,7 @@ fi
 
 # What Node itself costs in memory, for the idle-RSS target's row (bench/node-floor.ts).
 log "node floor: bare node, and the smallest Node TLS HTTP/1.1 + HTTP/2 server and client"
-taskset -c "$WEFT_BENCH_AUX_CPU" node "$REPO/dist/bench/node-floor.js" "$STATE/node-floor.json" >&2 ||
+taskset -c "$WEFT_BENCH_AUX_CPU" timeout -k 5 60 node "$REPO/dist/bench/node-floor.js" "$STATE/node-floor.json" >&2 ||
   log "WARNING: the node floor was not measured"
 
 hop="bash $(printf '%q' "$REPO/bench/weft-hop.sh")"

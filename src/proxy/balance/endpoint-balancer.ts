@@ -5,6 +5,7 @@
 import { ConnectError, ConnectTimeoutError, PeerError } from '../../lib/errors.js';
 import type { Endpoint } from '../discovery/discovery.js';
 import type { Send, SendHooks } from '../http/exchange.js';
+import type { Headers } from '../http/headers.js';
 import {
   DEFAULT_DECAY_MS,
   DEFAULT_RTT_MS,
@@ -254,26 +255,42 @@ export function isConnectFailure(err: unknown): boolean {
 export function balancedSend(balancer: EndpointBalancer, ep: Endpoint, send: Send): Send {
   return async (head, body, hooks) => {
     const request = balancer.start(ep);
-    let cancelled = false;
-    const tracked: SendHooks = {
-      onInformational: (status, headers) => hooks.onInformational(status, headers),
-      requestTrailers: () => hooks.requestTrailers(),
-      onCancel: (cancel) =>
-        hooks.onCancel(() => {
-          cancelled = true;
-          cancel();
-        }),
-    };
+    const tracked = new CancelTrackingHooks(hooks);
     try {
       const res = await send(head, body, tracked);
       request.responded();
       res.body.once('close', request.end);
       return res;
     } catch (err) {
-      if (!cancelled && isConnectFailure(err)) request.connectFailed();
-      else if (!cancelled && isEndpointFailure(err)) request.failed();
+      if (!tracked.cancelled && isConnectFailure(err)) request.connectFailed();
+      else if (!tracked.cancelled && isEndpointFailure(err)) request.failed();
       request.end();
       throw err;
     }
   };
+}
+
+/** The exchange's hooks, noting whether the request was cancelled. A class: no closures per request. */
+class CancelTrackingHooks implements SendHooks {
+  cancelled = false;
+  readonly #inner: SendHooks;
+
+  constructor(inner: SendHooks) {
+    this.#inner = inner;
+  }
+
+  onInformational(status: number, headers: Headers): void {
+    this.#inner.onInformational(status, headers);
+  }
+
+  requestTrailers(): Headers | undefined {
+    return this.#inner.requestTrailers();
+  }
+
+  onCancel(cancel: () => void): void {
+    this.#inner.onCancel(() => {
+      this.cancelled = true;
+      cancel();
+    });
+  }
 }

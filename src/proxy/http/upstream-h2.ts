@@ -84,12 +84,14 @@ function sendOnce(
     };
     hooks.onCancel(() => !stream.destroyed && stream.close(NGHTTP2_CANCEL));
     // Every 1xx before the response comes as 'headers' (Node emits 'continue' for a 100 as well):
-    // one listener for 100 Continue, 103 Early Hints and the rest.
-    stream.on('headers', (h) => {
-      const status = Number(h[':status']);
-      if (!settled && status >= 100 && status < 200)
-        hooks.onInformational(status, status === 100 ? NO_FIELDS : endToEndHeaders(h));
-    });
+    // one listener for 100 Continue, 103 Early Hints and the rest. gRPC has no use for them (no
+    // Expect, no hints), so its requests, the bulk of HTTP/2 traffic, get no listener.
+    if (!head.grpc)
+      stream.on('headers', (h) => {
+        const status = Number(h[':status']);
+        if (!settled && status >= 100 && status < 200)
+          hooks.onInformational(status, status === 100 ? NO_FIELDS : endToEndHeaders(h));
+      });
     // Each of these fires once per stream, and the stream is dropped after: `on`, no once-wrapper.
     stream.on('trailers', (t) => (trailers = endToEndHeaders(t)));
     stream.on('response', (h) => {

@@ -24,7 +24,7 @@ import type { HttpSeries } from '../metrics/proxy-metrics.js';
 import type { InboundAuthz } from '../policy/inbound-authz.js';
 import type { ConnectTarget } from '../tcp/connect.js';
 import { type Detected, detectProtocol, detectResultLabel } from '../tcp/detect.js';
-import { countOnlyIfLabelled, labelAccepted } from '../tcp/listener.js';
+import { labelAccepted } from '../tcp/listener.js';
 import { joinSockets } from '../tcp/opaque.js';
 import { newMeshTlsServer } from '../tls/mesh-tls-server.js';
 import { type PeerInfo, plaintextPeer } from '../tls/peer-info.js';
@@ -151,10 +151,9 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
 
   /** Serves a connection (plaintext, or decrypted mesh TLS) by what detection found on it. */
   function serve(socket: net.Socket, d: Detected, peer: PeerInfo): void {
-    // The accepted connection's own TLS labels: plaintext unless it turns out to be mesh TLS
-    // (counted when terminated, above). A decrypted stream is not an accepted socket: no-op.
-    if (d.kind !== 'mesh-tls' || !meshTls || peer.tls)
-      labelAccepted(socket, inboundTlsLabels(identityEnabled, peer));
+    // The accepted connection's own TLS labels: plaintext unless it is mesh TLS to terminate
+    // (labelled when terminated, above). On a decrypted stream, not an accepted socket: a no-op.
+    if (d.kind !== 'mesh-tls' || !meshTls) labelAccepted(socket, inboundTlsLabels(identityEnabled, peer));
     // A Server declared opaque authorizes (and carries) connections, never HTTP requests.
     if ((d.kind === 'h1' || d.kind === 'h2') && authz?.isOpaque(appPort))
       return void forwardOpaque(socket, appPort, peer);
@@ -167,10 +166,8 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
         break;
       case 'mesh-tls':
         // Only on the outer connection: mesh TLS inside mesh TLS is the app's business.
-        if (meshTls && !peer.tls) {
-          countOnlyIfLabelled(socket);
-          meshTls.terminate(socket);
-        } else void forwardOpaque(socket, appPort, peer);
+        if (meshTls && !peer.tls) meshTls.terminate(socket);
+        else void forwardOpaque(socket, appPort, peer);
         break;
       case 'transport': {
         const port = d.header.port === 0 ? appPort : d.header.port;
@@ -216,10 +213,8 @@ export function newInboundStack(ctx: ProxyContext, appPort: number, authz?: Inbo
         // server-first protocol waits out the detect timeout before the app is connected.
         void detectProtocol(socket, config.detectTimeoutMs, false).then((d) => {
           metrics.detected('inbound', d.kind === 'mesh-tls' ? 'mesh-tls' : 'skipped');
-          if (d.kind === 'mesh-tls') {
-            countOnlyIfLabelled(socket);
-            meshTls!.terminate(socket);
-          } else {
+          if (d.kind === 'mesh-tls') meshTls!.terminate(socket);
+          else {
             labelAccepted(socket, inboundTlsLabels(identityEnabled, peer));
             void forwardOpaque(socket, appPort, peer);
           }

@@ -16,6 +16,7 @@ import type { Logger } from '../../lib/log.js';
 import { uriSans } from '../identity/identity-state.js';
 import type { LocalIdentity } from '../identity/local-identity.js';
 import type { ProxyMetrics } from '../metrics/proxy-metrics.js';
+import { countOnlyIfLabelled } from '../tcp/listener.js';
 import { MESH_ALPN } from './mesh-alpn.js';
 import type { PeerInfo } from './peer-info.js';
 
@@ -23,7 +24,8 @@ export interface MeshTlsServer {
   /**
    * Takes over `socket` (paused, with the ClientHello still unread in it). Calls the `onSecure`
    * given at construction with the decrypted stream, the verified peer and `socket` once the
-   * handshake completed; otherwise closes the socket and counts `tcp_refused_total{reason="tls_handshake"}`.
+   * handshake completed; otherwise closes the socket and counts `tcp_refused_total{reason="tls_handshake"}`
+   * (and not as an accepted connection: countOnlyIfLabelled).
    */
   terminate(socket: net.Socket): void;
 }
@@ -74,6 +76,9 @@ export function newMeshTlsServer(
 
   return {
     terminate(socket) {
+      // Counted as an accepted connection once the handshake completes (onSecure's caller labels
+      // it), never if it fails: tcp_refused_total has those.
+      countOnlyIfLabelled(socket);
       let context: tls.SecureContext;
       try {
         context = identity.serverContext();
