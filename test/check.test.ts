@@ -7,13 +7,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunningControlPlane } from '../src/control/control-plane.js';
 import { newLogger } from '../src/lib/log.js';
 import { type HttpApp, startHttpApp } from './support/app-http.js';
+import { closedPort } from './support/closed-port.js';
 import { startTestControlPlane } from './support/control-plane.js';
 import { spiffe, startMeshedProxy } from './support/meshed-proxy.js';
 import { WEFT_BIN } from './support/paths.js';
@@ -57,15 +57,6 @@ function check(args: string[] = []): Promise<Run> {
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** A loopback port nothing listens on (bound, then released). */
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 const r = (kind: string, name: string, spec: unknown) => ({
@@ -145,7 +136,7 @@ describe('weft check', () => {
   });
 
   it('fails (exit 1) on a Workload whose proxy does not answer, naming it and its address', async () => {
-    const port = await deadPort();
+    const port = await closedPort();
     await control.store.apply(
       r('Workload', 'books-1', {
         service: 'books',
@@ -217,7 +208,7 @@ describe('weft check', () => {
   });
 
   it('fails (exit 1) when the control plane does not answer; bad arguments are exit 2', async () => {
-    const port = await deadPort();
+    const port = await closedPort();
     const run = await check(['--api-addr', `127.0.0.1:${port}`]);
     assert.equal(run.code, 1, run.stdout);
     assert.ok(

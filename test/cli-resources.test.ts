@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { newApiServer } from '../src/control/api/api-server.js';
 import { newLogger } from '../src/lib/log.js';
 import type { Store } from '../src/store/store.js';
 import { openEmbeddedStore } from '../src/store/store-embedded.js';
+import { closedPort } from './support/closed-port.js';
 import { WEFT_BIN } from './support/paths.js';
 
 interface Run {
@@ -206,11 +207,7 @@ describe('weft apply / get / delete', () => {
   });
 
   it('says clearly that the control plane is not reachable', async () => {
-    // A port that was just free: nothing listens there.
-    const probe = http.createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    const closed = `127.0.0.1:${(probe.address() as AddressInfo).port}`;
-    await new Promise((r) => probe.close(r));
+    const closed = `127.0.0.1:${await closedPort()}`;
     const msg = `error: control plane not reachable at ${closed} (ECONNREFUSED); start it with \`weft up\`\n`;
 
     const get = await weft(['get', 'services'], { WEFT_API_ADDR: closed });

@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -23,6 +22,7 @@ import {
   type TestServer,
   unaryCall,
 } from './support/apps.js';
+import { closedPort } from './support/closed-port.js';
 import { sampleSum } from './support/prom-text.js';
 import { type ProxyProcess, startProxy, writeDestinationsFile } from './support/proxy-process.js';
 
@@ -250,15 +250,6 @@ describe('gRPC metrics', () => {
     assert.equal(sampleSum(timeouts, 'response_total', timedOut), 2, timeouts);
   });
 });
-
-/** A port on 127.0.0.1 that was free a moment ago and has no listener now. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Runs a ClientStream call sending `parts` in order; resolves with the outcome (never rejects for a status). */
 function clientStreamCall(

@@ -7,9 +7,9 @@
  * whatever spelling the client used for that address.
  */
 import assert from 'node:assert/strict';
-import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type EchoBody, type HttpApp, startHttpApp } from './support/apps.js';
+import { closedPort } from './support/closed-port.js';
 import { curl, curlWriteOut, parseCurlWrite } from './support/curl.js';
 import { eventually } from './support/eventually.js';
 import {
@@ -48,15 +48,6 @@ interface Reply {
   /** Response header fields (names lower case; repeated fields joined with ", "). */
   headers: Record<string, string>;
   body: string;
-}
-
-/** A port on 127.0.0.1 that nothing listens on (just released by the kernel). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 before(async () => {

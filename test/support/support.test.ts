@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
@@ -26,12 +26,29 @@ import {
   unaryCall,
   wsRoundTrip,
 } from './apps.js';
+import { closedPort } from './closed-port.js';
 import { curl, curlWriteOut, parseCurlWrite } from './curl.js';
 import { eventually, onceLine } from './eventually.js';
 import { REPO_ROOT } from './paths.js';
 import { ProxyStartError, startMeshPair, startProxy } from './proxy-process.js';
 
 const W = ['http_code', 'http_version', 'size_download'] as const;
+
+describe('closedPort', () => {
+  it('gives a free loopback port below the ephemeral range, where a connection is refused', async () => {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    const port = await closedPort();
+    assert.ok(port >= 1024 && port < low, `${port} is not below the ephemeral range (from ${low})`);
+    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(undefined);
+      });
+      s.on('error', resolve);
+    });
+    assert.equal(err?.code, 'ECONNREFUSED');
+  });
+});
 
 describe('startHttpApp', () => {
   let app: TestServer;

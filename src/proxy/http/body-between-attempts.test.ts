@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
+import { closedPort } from '../../../test/support/closed-port.js';
 import { ConnectError } from '../../lib/errors.js';
 import { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { newTcpConnector } from '../tcp/connect.js';
@@ -19,16 +20,8 @@ import { h1Send, newH1Client } from './upstream-h1.js';
 
 const HOOKS: SendHooks = { onInformational() {}, requestTrailers: () => undefined, onCancel() {} };
 
-async function refusedPort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((r) => probe.close(r));
-  return port;
-}
-
 test('a body paused by a failed attempt flows into the HTTP/2 pump of the next', async () => {
-  const port = await refusedPort();
+  const port = await closedPort();
   const client = newH1Client(newTcpConnector(1000), 8);
   const body = new PassThrough();
   const head = {
@@ -59,7 +52,7 @@ test('a body paused by a failed attempt flows into the HTTP/2 pump of the next',
 });
 
 test('an exchange that fails after its attempt paused the body drains it: the connection serves its next request', async () => {
-  const port = await refusedPort();
+  const port = await closedPort();
   const client = newH1Client(newTcpConnector(1000), 8);
   const target = { host: '127.0.0.1', port, addr: `127.0.0.1:${port}` };
   // A proxy-like server: every exchange is sent on to a refused port, and fails with a 502.

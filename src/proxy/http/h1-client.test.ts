@@ -11,6 +11,7 @@ import net, { type AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { after, afterEach, before, test } from 'node:test';
 import tls from 'node:tls';
+import { closedPort } from '../../../test/support/closed-port.js';
 import { BadRequestError, ConnectError, PeerError, ShuttingDownError } from '../../lib/errors.js';
 import { isEndpointFailure } from '../balance/endpoint-balancer.js';
 import { IdentityNotReadyError } from '../identity/identity-errors.js';
@@ -269,16 +270,6 @@ async function rawServer(reply: (request: string, socket: net.Socket) => void, e
   return { target: { host: '127.0.0.1', port: p, addr: `127.0.0.1:${p}` }, connections: () => connections };
 }
 
-/** A port on 127.0.0.1 nothing listens on (just released). */
-function refusedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (probe.address() as AddressInfo).port;
-      probe.close(() => resolve(p));
-    });
-  });
-}
-
 async function readAll(body: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of body) chunks.push(c as Buffer);
@@ -450,7 +441,7 @@ test('a body left by an attempt that could not connect is sent whole by the next
   const opened = new Promise<void>((r) => (open = r));
   const srv = await echoServer(() => opened);
   const client = testClient(1);
-  const refused = await refusedPort();
+  const refused = await closedPort();
   try {
     // The only connection to the server is busy until the gate opens.
     const busy = h1Send(client, srv.target)(head('GET', '/busy'), null, HOOKS);
@@ -511,7 +502,7 @@ test('closed connections are garbage: nothing keeps them (or their sockets) aliv
 test('an empty body that ended during a failed attempt is sent (empty) by the next', async () => {
   const srv = await echoServer();
   const client = testClient(8);
-  const port = await refusedPort();
+  const port = await closedPort();
   const body = new PassThrough();
   body.end();
   const h = { ...head('POST', '/empty'), hasBody: true };
